@@ -1,0 +1,109 @@
+"""``load()``: one call from a name to a ready ``Encoder``; ``save_pretrained()`` for its round trip."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from . import __version__
+from .attention import resolve_backend
+from .convert import convert
+from .encoder import Encoder
+from .errors import WeightsNotFoundError
+from .registry import get_spec
+from .spec import EncoderSpec
+from .weights import download_from_hub, read_state_dict, resolve_weight_file
+
+SPEC_FILE = "encoderzoo.json"
+WEIGHTS_FILE = "model.safetensors"
+HF_HUB_PREFIX = "hf-hub:"
+LOCAL_DIR_PREFIX = "local-dir:"
+
+
+def load(
+    name: str | EncoderSpec,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    attention: str = "auto",
+    weights: str | os.PathLike[str] | None = None,
+    pretrained: bool = True,
+) -> Encoder:
+    """Build an encoder and load its weights.
+
+    Args:
+        name: a registry name (``dinov2-base``), ``hf-hub:org/repo[@revision]`` or ``local-dir:PATH`` for
+            encoders saved by ``save_pretrained``, or an ``EncoderSpec``.
+        device, dtype: where the returned encoder lives (bf16 recommended on GPU for DINOv3).
+        attention: ``auto`` | ``sdpa`` | ``xformers`` | ``math``.
+        weights: a local file in the entry's canonical source format, instead of fetching it.
+        pretrained: ``False`` gives random weights, on request only; a failed load never does.
+
+    Weights are fetched through huggingface_hub at the spec's revision (HF_HUB_OFFLINE and the local cache
+    are honoured), converted into the timm module and loaded strictly.
+    """
+    backend = resolve_backend(attention, device)
+    if isinstance(name, str) and name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):
+        if weights is not None or not pretrained:
+            raise ValueError(f"{name!r} carries its own weights; weights= and pretrained=False do not apply")
+        spec, state, origin = _read_saved(name)
+    else:
+        spec = name if isinstance(name, EncoderSpec) else get_spec(name)
+        state, origin = _read_canonical(spec, weights) if pretrained else (None, "")
+    encoder = Encoder(spec, attention=backend)
+    if state is not None:
+        encoder.load_converted(state, origin)
+    return encoder.to(device=device, dtype=dtype).eval()
+
+
+def _read_canonical(spec: EncoderSpec, weights: str | os.PathLike[str] | None) -> tuple[dict, str]:
+    if weights is not None:
+        path, checksum = Path(weights), None
+    else:
+        path, checksum = resolve_weight_file(spec), spec.source.sha256
+    state = read_state_dict(path, expected_sha256=checksum)
+    return convert(state, spec), str(path)
+
+
+def _read_saved(name: str) -> tuple[EncoderSpec, dict, str]:
+    if name.startswith(LOCAL_DIR_PREFIX):
+        folder = Path(name.removeprefix(LOCAL_DIR_PREFIX)).expanduser()
+        spec_path, weights_path = folder / SPEC_FILE, folder / WEIGHTS_FILE
+        if not spec_path.is_file():
+            raise WeightsNotFoundError(f"{folder} has no {SPEC_FILE}: it was not saved by encoderzoo.save_pretrained")
+    else:
+        repo, _, revision = name.removeprefix(HF_HUB_PREFIX).partition("@")
+        spec_path = download_from_hub(repo, SPEC_FILE, revision or "main")
+        weights_path = download_from_hub(repo, WEIGHTS_FILE, revision or "main")
+    spec = EncoderSpec.from_dict(json.loads(spec_path.read_text())["spec"])
+    return spec, read_state_dict(weights_path), str(weights_path)
+
+
+def save_pretrained(encoder: Encoder, folder: str | os.PathLike[str]) -> Path:
+    """Write ``encoderzoo.json`` + ``model.safetensors`` so ``load("local-dir:FOLDER")`` rebuilds the encoder.
+
+    Each file is written to a temporary name and renamed, so a crash never leaves a half-written file.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in encoder.state_dict().items()}
+    meta = {"format_version": 1, "encoderzoo_version": __version__, "spec": encoder.spec.to_dict()}
+    _atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata={"encoder": encoder.spec.name}))
+    _atomic_write(folder / SPEC_FILE, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    return folder
+
+
+def _atomic_write(target: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,94 @@
+"""Batched, device-side preprocessing driven by an EncoderSpec.
+
+``Preprocess`` takes a whole batch (uint8 or float, grayscale or RGB) on whatever device it lives on and
+returns the normalized ``(N, 3, S, S)`` float tensor the encoder expects. No per-image PIL loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import InputError
+from .spec import EncoderSpec
+
+
+def as_nchw(images: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Batch of images as an ``(N, C, H, W)`` tensor, C in {1, 3}.
+
+    Accepts ``(N, H, W)`` grayscale, ``(N, C, H, W)``, or channels-last ``(N, H, W, C)`` (recognized when the
+    last axis is 1 or 3 and the second is not). A single image must be given with its batch axis.
+    """
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    if not isinstance(images, torch.Tensor):
+        raise InputError(f"images must be a torch.Tensor or numpy array, got {type(images).__name__}")
+    if images.ndim == 3:
+        images = images.unsqueeze(1)
+    elif images.ndim == 4 and images.shape[1] not in (1, 3) and images.shape[-1] in (1, 3):
+        images = images.permute(0, 3, 1, 2)
+    if images.ndim != 4:
+        raise InputError(f"expected a batch (N, H, W), (N, C, H, W) or (N, H, W, C); got shape {tuple(images.shape)}")
+    if images.shape[1] not in (1, 3):
+        raise InputError(
+            f"expected 1 (grayscale) or 3 (RGB) channels, got {images.shape[1]} in shape {tuple(images.shape)}; "
+            "drop alpha channels and convert other modalities to grayscale first"
+        )
+    return images
+
+
+class Preprocess(nn.Module):
+    """uint8/float -> float32 in [0, 1] -> 3 channels -> resize per spec -> normalize with the spec's mean/std.
+
+    Float input must already be in [0, 1]; uint8 is divided by 255; uint16 (16-bit PNG, DICOM) by 65535.
+    """
+
+    def __init__(self, spec: EncoderSpec) -> None:
+        super().__init__()
+        self.size = spec.input_size
+        self.interpolation = spec.interpolation
+        self.antialias = spec.antialias and spec.interpolation in ("bilinear", "bicubic")
+        self.resize_mode = spec.resize_mode
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, mode={self.resize_mode}, interpolation={self.interpolation}, antialias={self.antialias}"
+
+    def forward(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
+        x = as_nchw(images).to(self.mean.device)
+        x = self._to_unit_float(x)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        x = self._resize(x)
+        return (x - self.mean) / self.std
+
+    @staticmethod
+    def _to_unit_float(x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            return x.float().div_(255.0)
+        if x.dtype == torch.uint16:
+            return x.to(torch.float32).div_(65535.0)
+        if x.is_floating_point():
+            return x.float()
+        raise InputError(f"unsupported image dtype {x.dtype}: give uint8, uint16 or float in [0, 1]")
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if self.resize_mode == "shortest_crop":
+            scale = self.size / min(h, w)
+            target = (max(self.size, round(h * scale)), max(self.size, round(w * scale)))
+        else:
+            target = (self.size, self.size)
+        if (h, w) != target:
+            align = False if self.interpolation in ("bilinear", "bicubic") else None
+            x = F.interpolate(x, size=target, mode=self.interpolation, align_corners=align, antialias=self.antialias)
+        if self.resize_mode == "shortest_crop":
+            top = (x.shape[-2] - self.size) // 2
+            left = (x.shape[-1] - self.size) // 2
+            x = x[..., top : top + self.size, left : left + self.size]
+        if self.interpolation == "bicubic":
+            x = x.clamp(0.0, 1.0)
+        return x

