@@ -66,9 +66,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str, drop
     if backend == "xformers":
         import xformers.ops as xops
 
-        out = xops.memory_efficient_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), p=dropout_p
-        )
+        out = xops.memory_efficient_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), p=dropout_p)
         return out.transpose(1, 2)
     raise AttentionBackendError(f"unresolved attention backend {backend!r}")
 

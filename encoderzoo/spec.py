@@ -7,9 +7,10 @@ these facts elsewhere.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 Pooling = Literal["cls", "mean", "pooler", "proj"]
 """How an image embedding is read off the trunk.

@@ -55,7 +55,9 @@ class Preprocess(nn.Module):
         self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
     def extra_repr(self) -> str:
-        return f"size={self.size}, mode={self.resize_mode}, interpolation={self.interpolation}, antialias={self.antialias}"
+        return (
+            f"size={self.size}, mode={self.resize_mode}, interpolation={self.interpolation}, antialias={self.antialias}"
+        )
 
     def forward(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
         x = as_nchw(images).to(self.mean.device)

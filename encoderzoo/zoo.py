@@ -85,8 +85,11 @@ def _dinov3(size: str, dim: int) -> EncoderSpec:
 
 
 ZOO: tuple[EncoderSpec, ...] = (
-    *(_dinov2(size, dim, reg) for reg in (False, True)
-      for size, dim in (("small", 384), ("base", 768), ("large", 1024), ("giant", 1536))),
+    *(
+        _dinov2(size, dim, reg)
+        for reg in (False, True)
+        for size, dim in (("small", 384), ("base", 768), ("large", 1024), ("giant", 1536))
+    ),
     *(_dinov3(size, dim) for size, dim in (("small", 384), ("small-plus", 384), ("base", 768), ("large", 1024))),
     EncoderSpec(
         name="rad-dino",

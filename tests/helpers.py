@@ -68,8 +68,16 @@ def siglip_hf_reference(spec: EncoderSpec, folder: Path):
         num_attention_heads=kw["num_heads"],
         intermediate_size=int(kw["embed_dim"] * kw["mlp_ratio"]),
     )
-    text = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=128,
-                bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    text = dict(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        vocab_size=128,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
     model = randomize_(SiglipModel(SiglipConfig(vision_config=vision, text_config=text)))
     model.save_pretrained(folder)
     return model, folder / "model.safetensors"

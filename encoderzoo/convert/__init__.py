@@ -6,7 +6,7 @@ projection as ``proj.weight``.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -11,6 +11,7 @@ import re
 import torch
 
 from ..spec import EncoderSpec
+from ._qkv import QKVParts, fuse_qkv
 
 _FIXED = {
     "embeddings.cls_token": "cls_token",
@@ -54,7 +55,7 @@ def convert(state: dict[str, torch.Tensor], spec: EncoderSpec) -> dict[str, torc
     Keys that match no rule are kept under an ``unconverted:`` name so the strict load reports them.
     """
     out: dict[str, torch.Tensor] = {}
-    qkv: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
+    qkv: QKVParts = {}
     for key, value in state.items():
         key = key.removeprefix("dinov2.")
         if key in _FIXED:
@@ -67,10 +68,5 @@ def convert(state: dict[str, torch.Tensor], spec: EncoderSpec) -> dict[str, torc
             qkv.setdefault((int(match[1]), parts[1]), {})[_QKV[parts[0]]] = value
         else:
             out[f"unconverted:{key}"] = value
-    for (index, leaf), parts in qkv.items():
-        if set(parts) == {"q", "k", "v"}:
-            out[f"blocks.{index}.attn.qkv.{leaf}"] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
-        else:
-            for name, value in parts.items():
-                out[f"unconverted:encoder.layer.{index}.attention.{name}.{leaf} (q, k and v must all be present)"] = value
+    fuse_qkv(qkv, out, "encoder.layer")
     return {f"trunk.{k}": v for k, v in out.items()}

@@ -11,6 +11,7 @@ import re
 import torch
 
 from ..spec import EncoderSpec
+from ._qkv import QKVParts, fuse_qkv
 
 _FIXED = {
     "embeddings.patch_embedding.weight": "patch_embed.proj.weight",
@@ -42,7 +43,7 @@ _DROPPED = ("text_model.", "logit_scale", "logit_bias")
 def convert(state: dict[str, torch.Tensor], spec: EncoderSpec) -> dict[str, torch.Tensor]:
     """Rename keys, fuse q/k/v, split the head's packed in-projection into timm's ``q`` and ``kv``."""
     out: dict[str, torch.Tensor] = {}
-    qkv: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
+    qkv: QKVParts = {}
     for key, value in state.items():
         if key.startswith(_DROPPED):
             continue
@@ -62,10 +63,5 @@ def convert(state: dict[str, torch.Tensor], spec: EncoderSpec) -> dict[str, torc
             qkv.setdefault((int(match[1]), match[3]), {})[_QKV[match[2]]] = value
         else:
             out[f"unconverted:{key}"] = value
-    for (index, leaf), parts in qkv.items():
-        if set(parts) == {"q", "k", "v"}:
-            out[f"blocks.{index}.attn.qkv.{leaf}"] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
-        else:
-            for name, value in parts.items():
-                out[f"unconverted:encoder.layers.{index}.self_attn.{name}.{leaf} (q, k and v must all be present)"] = value
+    fuse_qkv(qkv, out, "encoder.layers")
     return {f"trunk.{k}": v for k, v in out.items()}

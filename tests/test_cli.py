@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from encoderzoo import list_encoders
+from encoderzoo.cli import app
+
+runner = CliRunner()
+
+
+def test_list_table_shows_every_family():
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0, result.output
+    for family in ("dinov2", "dinov3", "rad-dino", "medsiglip", "biomedclip", "efficientnet"):
+        assert family in result.stdout
+    assert len(result.stdout.strip().splitlines()) == len(list_encoders()) + 1
+
+
+def test_list_json_with_pattern():
+    result = runner.invoke(app, ["list", "dinov3-*", "--format", "json"])
+    rows = json.loads(result.stdout)
+    assert [r["name"] for r in rows] == list_encoders("dinov3-*")
+    assert {r["pooling"] for r in rows} == {"cls"}
+
+
+def test_list_no_match_is_an_error():
+    result = runner.invoke(app, ["list", "nothing*"])
+    assert result.exit_code == 1
+
+
+def test_info_json_round_trips_the_spec():
+    result = runner.invoke(app, ["info", "medsiglip-448", "--format", "json"])
+    data = json.loads(result.stdout)
+    assert data["gated"] is True and data["source"]["repo_id"] == "google/medsiglip-448"
+
+
+def test_info_unknown_name_suggests():
+    result = runner.invoke(app, ["info", "biomedclp"])
+    assert result.exit_code == 2
+    assert "Did you mean 'biomedclip'" in result.output
+
+
+def test_card_command():
+    result = runner.invoke(app, ["card", "efficientnet-lite0"])
+    assert result.exit_code == 0 and "# efficientnet-lite0" in result.stdout
