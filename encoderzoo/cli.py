@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
+from pathlib import Path
 
 import typer
 
@@ -94,6 +95,67 @@ def card_command(name: str = typer.Argument(..., help="registry name")) -> None:
         typer.echo(render_card(get_spec(name)), nl=False)
     except EncoderZooError as err:
         _fail(err)
+
+
+_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+
+@app.command("embed")
+def embed_command(
+    encoder: str = typer.Option(..., "--encoder", "-e", help="registry name, hf-hub:org/repo or local-dir:PATH"),
+    dataset: str = typer.Option(
+        ..., "--dataset", "-d", help="medmnist:NAME[@SIZE], npz:PATH, folder:DIR, nih:DIR, chexpert:DIR"
+    ),
+    split: str = typer.Option("train,val,test", "--split", help="comma-separated splits"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="also write <out>/<split>.safetensors here"),
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... (auto: cuda when available)"),
+    dtype: str = typer.Option("float32", help="float32, bfloat16 or float16"),
+    attention: str = typer.Option("auto", help="auto, sdpa, xformers or math"),
+    batch_size: int | None = typer.Option(None, help="default: 16 on CPU, 128 on CUDA"),
+    fit: str = typer.Option("resize", help="resize, or pad (MedMNIST+ zero canvas)"),
+    weights: Path | None = typer.Option(None, help="local copy of the encoder's canonical weight file"),
+    format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
+) -> None:
+    """Embed dataset splits (cached; a killed run resumes) and print where the embeddings are."""
+    import time
+
+    import torch
+
+    from .data import open_dataset
+    from .engine import embed_dataset
+    from .loading import load
+
+    if dtype not in _DTYPES:
+        _fail(ValueError(f"--dtype must be one of {list(_DTYPES)}"))
+    resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    try:
+        model = load(encoder, device=resolved, dtype=getattr(torch, dtype), attention=attention, weights=weights)
+        data = open_dataset(dataset)
+        rows = []
+        for name in [s.strip() for s in split.split(",") if s.strip()]:
+            start = time.perf_counter()
+            result = embed_dataset(model, data, name, batch_size=batch_size, fit=fit)  # type: ignore[arg-type]
+            path = result.save(out / f"{name}.safetensors") if out else None
+            rows.append(
+                {
+                    "split": name,
+                    "n": len(result),
+                    "dim": int(result.features.shape[1]),
+                    "skipped": len(result.metadata["skipped"]),
+                    "seconds": round(time.perf_counter() - start, 2),
+                    "path": str(path) if path else None,
+                }
+            )
+    except (EncoderZooError, ValueError, OSError) as err:
+        _fail(err)
+    if format is OutputFormat.json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        typer.echo(
+            f"{r['split']:6s} n={r['n']:<7d} dim={r['dim']:<5d} skipped={r['skipped']:<4d} "
+            f"{r['seconds']:8.2f}s  {r['path'] or '(cache only)'}"
+        )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ def as_nchw(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     last axis is 1 or 3 and the second is not). A single image must be given with its batch axis.
     """
     if isinstance(images, np.ndarray):
-        images = torch.from_numpy(np.ascontiguousarray(images))
+        contiguous = np.ascontiguousarray(images)
+        images = torch.from_numpy(contiguous if contiguous.flags.writeable else contiguous.copy())
     if not isinstance(images, torch.Tensor):
         raise InputError(f"images must be a torch.Tensor or numpy array, got {type(images).__name__}")
     if images.ndim == 3:
@@ -94,3 +95,15 @@ class Preprocess(nn.Module):
         if self.interpolation == "bicubic":
             x = x.clamp(0.0, 1.0)
         return x
+
+
+def pad_to_canvas(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero-pad ``(N, C, H, W)`` images into the centre of a ``size x size`` canvas (the MedMNIST+ protocol).
+
+    Padding happens in pixel space, so the border is black (0) whatever the encoder's normalization.
+    """
+    h, w = images.shape[-2:]
+    if h > size or w > size:
+        raise InputError(f"cannot pad {h}x{w} images into a {size}x{size} canvas; use fit='resize'")
+    top, left = (size - h) // 2, (size - w) // 2
+    return F.pad(images, (left, size - w - left, top, size - h - top), value=0)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile  # noqa: E402
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["ENCODERZOO_CACHE"] = tempfile.mkdtemp(prefix="encoderzoo-test-cache-")
+os.environ["MEDMNIST_ROOT"] = tempfile.mkdtemp(prefix="encoderzoo-test-medmnist-")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 

@@ -45,3 +45,39 @@ def test_info_unknown_name_suggests():
 def test_card_command():
     result = runner.invoke(app, ["card", "efficientnet-lite0"])
     assert result.exit_code == 0 and "# efficientnet-lite0" in result.stdout
+
+
+def test_embed_command_writes_embeddings(tmp_path):
+    from encoderzoo.embeddings import EmbeddingSet
+
+    from .datasets_fixtures import write_npz
+
+    data = write_npz(tmp_path / "d.npz", sizes=(4, 3, 2), shape=(16, 16))
+    result = runner.invoke(
+        app,
+        [
+            "embed",
+            "-e",
+            "efficientnet-lite0",
+            "-d",
+            f"npz:{data}",
+            "--split",
+            "val,test",
+            "-o",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [(r["split"], r["n"], r["dim"]) for r in rows] == [("val", 3, 1280), ("test", 2, 1280)]
+    saved = EmbeddingSet.load(tmp_path / "out" / "val.safetensors")
+    assert saved.features.shape == (3, 1280) and saved.metadata["encoder"] == "efficientnet-lite0"
+
+
+def test_embed_command_reports_bad_dataset(tmp_path):
+    result = runner.invoke(app, ["embed", "-e", "efficientnet-lite0", "-d", f"npz:{tmp_path / 'none.npz'}"])
+    assert result.exit_code == 2 and "does not exist" in result.output

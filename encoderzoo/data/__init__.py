@@ -1,0 +1,85 @@
+"""Datasets by spec string, for Python and the CLI.
+
+``open_dataset(spec)`` where ``spec`` is one of
+
+- ``medmnist:NAME[@SIZE]``: a 2D MedMNIST set (28/64/128/224), md5-checked (``?accept_unofficial=1`` to allow
+  a re-saved copy);
+- ``npz:PATH``: any ``.npz`` in the MedMNIST layout;
+- ``folder:DIR``: images + ``DIR/labels.csv`` (``path``, ``split``, ``label`` or one column per label);
+- ``nih:DIR``: NIH ChestX-ray14;
+- ``chexpert:DIR[?uncertain=ignore|zeros|ones&frontal=1|0]``: CheXpert.
+
+Folder-like specs accept ``?skip_corrupt=1`` to drop (and count) undecodable images instead of failing.
+DICOM files (``.dcm``) are read wherever a table lists them (``pip install 'encoderzoo[dicom]'``).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from .base import ImageDataset, Task
+from .images import CorruptImageError, read_image
+from .npz import ChecksumError, DatasetNotFoundError, NpzDataset, open_medmnist
+from .npz_arrays import NpzFormatError
+from .table import TableDataset, open_chexpert, open_folder, open_nih
+
+SCHEMES = ("medmnist", "npz", "folder", "nih", "chexpert")
+
+__all__ = [
+    "ChecksumError",
+    "CorruptImageError",
+    "DatasetNotFoundError",
+    "ImageDataset",
+    "NpzDataset",
+    "NpzFormatError",
+    "TableDataset",
+    "Task",
+    "open_chexpert",
+    "open_dataset",
+    "open_folder",
+    "open_medmnist",
+    "open_nih",
+    "read_image",
+]
+
+
+def _flag(options: dict[str, str], key: str, default: bool) -> bool:
+    value = options.pop(key, None)
+    if value is None:
+        return default
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise ValueError(f"option {key}={value!r}: use 1 or 0")
+
+
+def open_dataset(spec: str) -> ImageDataset:
+    """Open a dataset from its spec string (see the module docstring for the grammar)."""
+    scheme, sep, rest = spec.partition(":")
+    if not sep or scheme not in SCHEMES:
+        raise ValueError(f"dataset spec {spec!r} must start with one of {', '.join(s + ':' for s in SCHEMES)}")
+    target, _, query = rest.partition("?")
+    options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
+    if scheme == "medmnist":
+        name, _, size = target.partition("@")
+        dataset: ImageDataset = open_medmnist(
+            name.lower(), int(size or 28), verify_md5=not _flag(options, "accept_unofficial", False)
+        )
+    elif scheme == "npz":
+        dataset = NpzDataset(target)
+    elif scheme == "folder":
+        dataset = open_folder(target, skip_corrupt=_flag(options, "skip_corrupt", False))
+    elif scheme == "nih":
+        dataset = open_nih(target, skip_corrupt=_flag(options, "skip_corrupt", False))
+    else:
+        dataset = open_chexpert(
+            target,
+            uncertain=options.pop("uncertain", "ignore"),  # type: ignore[arg-type]
+            frontal_only=_flag(options, "frontal", True),
+            skip_corrupt=_flag(options, "skip_corrupt", False),
+        )
+    if options:
+        raise ValueError(f"unknown option(s) {sorted(options)} in dataset spec {spec!r}")
+    dataset.spec = spec
+    return dataset

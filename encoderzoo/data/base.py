@@ -1,0 +1,77 @@
+"""The dataset interface the embedding engine and the probes read."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+Task = Literal["binary", "multi-class", "multi-label"]
+
+
+class ImageDataset(ABC):
+    """A labelled image collection with named splits.
+
+    Labels are ``(N,)`` int64 class indices for binary and multi-class tasks and ``(N, L)`` float32 for
+    multi-label tasks (1 positive, 0 negative, NaN unknown where a policy keeps uncertainty).
+    """
+
+    spec: str
+    """The dataset spec string it was opened from (``medmnist:bloodmnist@64``)."""
+    task: Task
+    label_names: list[str]
+    splits: tuple[str, ...]
+
+    @abstractmethod
+    def num_samples(self, split: str) -> int: ...
+
+    @abstractmethod
+    def labels(self, split: str) -> np.ndarray: ...
+
+    @abstractmethod
+    def sample_ids(self, split: str) -> list[str]: ...
+
+    @abstractmethod
+    def read(self, split: str, start: int, stop: int) -> np.ndarray | list[np.ndarray]:
+        """Images ``start:stop`` of ``split``: one ``(n, H, W[, C])`` array when all share a shape, else a list."""
+
+    @abstractmethod
+    def fingerprint(self, split: str) -> str:
+        """Changes whenever the images or labels of ``split`` change (cache key)."""
+
+    def check_split(self, split: str) -> None:
+        if split not in self.splits:
+            raise ValueError(f"{self.spec} has no split {split!r}; it has {list(self.splits)}")
+
+    def describe(self) -> dict:
+        return {
+            "spec": self.spec,
+            "task": self.task,
+            "label_names": self.label_names,
+            "splits": {s: self.num_samples(s) for s in self.splits},
+        }
+
+
+def task_from_labels(labels: Sequence[np.ndarray]) -> Task:
+    """binary / multi-class for one label per sample, multi-label for several columns."""
+    first = np.asarray(labels[0])
+    if first.ndim == 2 and first.shape[1] > 1:
+        return "multi-label"
+    classes = np.unique(np.concatenate([np.asarray(y).reshape(-1) for y in labels]))
+    return "binary" if len(classes) <= 2 else "multi-class"
+
+
+def normalize_labels(labels: np.ndarray, task: Task) -> np.ndarray:
+    """``(N, 1)`` or ``(N,)`` -> ``(N,)`` int64 for single-label tasks; ``(N, L)`` float32 for multi-label."""
+    labels = np.asarray(labels)
+    if task == "multi-label":
+        if labels.ndim != 2:
+            raise ValueError(f"multi-label labels must be (N, L), got shape {labels.shape}")
+        return labels.astype(np.float32)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise ValueError(f"single-label labels must be (N,) or (N, 1), got shape {labels.shape}")
+    return labels.astype(np.int64)

@@ -1,0 +1,185 @@
+"""The embedding engine: correct rows, cache reuse, resume after a kill, staleness, NaN guard, and
+torch.distributed (gloo, 2 processes) giving the single-process result."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+import encoderzoo
+from encoderzoo.data import open_dataset
+from encoderzoo.embeddings import EmbeddingSet
+from encoderzoo.engine import NonFiniteEmbeddingError, embed_dataset
+
+from .datasets_fixtures import write_npz, write_png
+
+TINY = encoderzoo.get_spec("dinov2-small").tiny_variant()  # 28 px input
+
+
+@pytest.fixture
+def encoder():
+    torch.manual_seed(0)
+    return encoderzoo.load(TINY, pretrained=False)
+
+
+@pytest.fixture
+def npz(tmp_path):
+    return write_npz(tmp_path / "data.npz", sizes=(45, 6, 9), shape=(28, 28))
+
+
+class CountingDataset:
+    """Wraps a dataset and counts the rows read; optionally dies after ``die_after`` rows."""
+
+    def __init__(self, inner, die_after=None):
+        self.inner, self.die_after, self.rows_read = inner, die_after, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def read(self, split, start, stop):
+        if self.die_after is not None and self.rows_read + (stop - start) > self.die_after:
+            raise KeyboardInterrupt("simulated kill")
+        self.rows_read += stop - start
+        return self.inner.read(split, start, stop)
+
+
+def _direct(encoder, dataset, split):
+    """The reference: every image through transform + embed, one batch, no engine."""
+    n = dataset.num_samples(split)
+    with torch.no_grad():
+        return encoder.embed(encoder.transform(dataset.read(split, 0, n)))
+
+
+def test_rows_match_a_direct_forward(encoder, npz, tmp_path):
+    dataset = open_dataset(f"npz:{npz}")
+    result = embed_dataset(encoder, dataset, "train", batch_size=8, chunk_size=16, cache_dir=tmp_path / "c")
+    assert result.features.shape == (45, 32)
+    assert torch.allclose(result.features, _direct(encoder, dataset, "train"), atol=1e-5)
+    assert np.array_equal(result.labels, dataset.labels("train")) and result.ids == dataset.sample_ids("train")
+    meta = result.metadata
+    assert meta["encoder"] == TINY.name and meta["split"] == "train" and meta["pooling"] == "cls"
+    assert meta["dataset"] == f"npz:{npz}" and meta["encoderzoo_version"] == encoderzoo.__version__
+    assert meta["preprocessing"]["fit"] == "resize" and meta["skipped"] == []
+
+
+def test_cache_is_reused(encoder, npz, tmp_path):
+    first = embed_dataset(encoder, open_dataset(f"npz:{npz}"), "test", cache_dir=tmp_path / "c")
+    counting = CountingDataset(open_dataset(f"npz:{npz}"))
+    second = embed_dataset(encoder, counting, "test", cache_dir=tmp_path / "c")
+    assert counting.rows_read == 0 and torch.equal(first.features, second.features)
+
+
+def test_resume_after_kill(encoder, npz, tmp_path):
+    cache = tmp_path / "c"
+    dying = CountingDataset(open_dataset(f"npz:{npz}"), die_after=20)
+    with pytest.raises(KeyboardInterrupt):
+        embed_dataset(encoder, dying, "train", batch_size=10, chunk_size=10, cache_dir=cache)
+    chunks = list(cache.rglob("*.chunks/*.safetensors"))
+    assert len(chunks) == 2  # rows 0-19 survived the kill
+    resumed = CountingDataset(open_dataset(f"npz:{npz}"))
+    result = embed_dataset(encoder, resumed, "train", batch_size=10, chunk_size=10, cache_dir=cache)
+    assert resumed.rows_read == 25  # only rows 20-44 were computed again
+    clean = embed_dataset(encoder, open_dataset(f"npz:{npz}"), "train", use_cache=False)
+    assert torch.equal(result.features, clean.features)
+    assert not list(cache.rglob("*.chunks"))  # merged and cleaned up
+
+
+def test_changed_weights_or_data_never_reuse_the_cache(encoder, npz, tmp_path):
+    cache = tmp_path / "c"
+    before = embed_dataset(encoder, open_dataset(f"npz:{npz}"), "val", cache_dir=cache)
+    with torch.no_grad():
+        encoder.trunk.norm.weight.mul_(2.0)
+    changed_encoder = embed_dataset(encoder, open_dataset(f"npz:{npz}"), "val", cache_dir=cache)
+    assert not torch.allclose(before.features, changed_encoder.features)
+    write_npz(npz, sizes=(45, 6, 9), shape=(28, 28), seed=99)  # same path, new content
+    changed_data = embed_dataset(encoder, open_dataset(f"npz:{npz}"), "val", cache_dir=cache)
+    assert not torch.allclose(changed_encoder.features, changed_data.features)
+    assert len(list(cache.iterdir())) == 3
+
+
+def test_preprocessing_is_part_of_the_key(encoder, tmp_path):
+    small = write_npz(tmp_path / "small.npz", sizes=(4, 2, 2), shape=(14, 14))
+    resized = embed_dataset(encoder, open_dataset(f"npz:{small}"), "train", cache_dir=tmp_path / "c")
+    padded = embed_dataset(encoder, open_dataset(f"npz:{small}"), "train", fit="pad", cache_dir=tmp_path / "c")
+    assert padded.metadata["preprocessing"]["fit"] == "pad"
+    assert not torch.allclose(resized.features, padded.features)
+
+
+def test_pad_fit_is_the_medmnist_plus_canvas(encoder, tmp_path):
+    small = write_npz(tmp_path / "small.npz", sizes=(3, 1, 1), shape=(14, 14))
+    dataset = open_dataset(f"npz:{small}")
+    result = embed_dataset(encoder, dataset, "train", fit="pad", use_cache=False)
+    canvas = np.zeros((3, 28, 28), np.uint8)
+    canvas[:, 7:21, 7:21] = dataset.read("train", 0, 3)
+    with torch.no_grad():
+        expected = encoder.embed(encoder.transform(canvas))
+    assert torch.allclose(result.features, expected, atol=1e-5)
+
+
+def test_nan_features_name_the_batch(npz, tmp_path):
+    broken = encoderzoo.load(TINY, pretrained=False)
+    with torch.no_grad():
+        broken.trunk.norm.bias.fill_(float("nan"))
+    with pytest.raises(NonFiniteEmbeddingError, match=r"rows 0:8 of npz:.* train \(first: \['train/0'"):
+        embed_dataset(broken, open_dataset(f"npz:{npz}"), "train", batch_size=8, use_cache=False)
+
+
+def test_folder_with_corrupt_and_mixed_sizes(encoder, tmp_path):
+    rng = np.random.default_rng(0)
+    lines = ["path,split,label"]
+    for i, shape in enumerate([(28, 28), (40, 30, 3), (28, 28), (28, 28)]):
+        write_png(tmp_path / f"{i}.png", rng.integers(0, 256, shape, np.uint8))
+        lines.append(f"{i}.png,train,{i % 2}")
+    good = (tmp_path / "3.png").read_bytes()
+    (tmp_path / "3.png").write_bytes(good[:30])
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    result = embed_dataset(encoder, open_dataset(f"folder:{tmp_path}?skip_corrupt=1"), "train", use_cache=False)
+    assert result.ids == ["0.png", "1.png", "2.png"] and result.metadata["skipped"] == ["3.png"]
+    assert result.labels.tolist() == [0, 1, 0]
+
+
+def test_embedding_set_round_trip(encoder, npz, tmp_path):
+    result = embed_dataset(encoder, open_dataset(f"npz:{npz}"), "val", use_cache=False)
+    again = EmbeddingSet.load(result.save(tmp_path / "val.safetensors"))
+    assert torch.equal(result.features, again.features) and again.ids == result.ids
+    assert again.metadata["dataset_fingerprint"] == result.metadata["dataset_fingerprint"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _distributed_worker(rank, world, port, model_dir, data, cache, out):
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        enc = encoderzoo.load(f"local-dir:{model_dir}")
+        result = embed_dataset(
+            enc, open_dataset(f"npz:{data}"), "train", batch_size=4, chunk_size=7, cache_dir=cache, progress=False
+        )
+        result.save(f"{out}/rank{rank}.safetensors")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_distributed_gloo_two_processes_equal_single_process(encoder, npz, tmp_path):
+    model_dir = encoderzoo.save_pretrained(encoder, tmp_path / "model")
+    mp.spawn(
+        _distributed_worker,
+        args=(2, _free_port(), str(model_dir), str(npz), str(tmp_path / "c"), str(tmp_path)),
+        nprocs=2,
+        join=True,
+    )
+    single = embed_dataset(encoder, open_dataset(f"npz:{npz}"), "train", use_cache=False)
+    for rank in range(2):
+        shard_run = EmbeddingSet.load(tmp_path / f"rank{rank}.safetensors")
+        assert shard_run.ids == single.ids
+        assert torch.allclose(shard_run.features, single.features, atol=1e-6)
