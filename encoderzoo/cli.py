@@ -158,5 +158,52 @@ def embed_command(
         )
 
 
+def _int_list(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+@app.command("probe")
+def probe_command(
+    encoder: str = typer.Option("efficientnet-lite0", "--encoder", "-e", help="registry name, hf-hub: or local-dir:"),
+    dataset: str = typer.Option(
+        "sample:pneumoniamnist",
+        "--dataset",
+        "-d",
+        help="dataset spec (default: the 500-image sample bundled with encoderzoo)",
+    ),
+    probes: str = typer.Option("knn,linear", "--probes", "-p", help="comma-separated: knn, linear, fewshot, curation"),
+    shots: str = typer.Option("1,5,10", help="few-shot sizes per class"),
+    seeds: int = typer.Option(5, help="seeds for few-shot episodes and random curation baselines"),
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... (auto: cuda when available)"),
+    batch_size: int | None = typer.Option(None, help="embedding batch size (default: 16 on CPU, 128 on CUDA)"),
+    fit: str = typer.Option("resize", help="resize, or pad (MedMNIST+ zero canvas)"),
+    format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json on stdout"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="write results.json here"),
+) -> None:
+    """How good is an encoder on a dataset? Embeds (cached), probes, prints a table, writes results.json."""
+    from .evaluate import results_table, run_probes
+
+    try:
+        results = run_probes(
+            encoder,
+            dataset,
+            probes=[p.strip() for p in probes.split(",") if p.strip()],
+            shots=_int_list(shots),
+            seeds=seeds,
+            device=device,
+            batch_size=batch_size,
+            fit=fit,
+        )
+    except (EncoderZooError, ValueError, OSError) as err:
+        _fail(err)
+    text = json.dumps(results, indent=2)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(text + "\n")
+        tmp.replace(out)
+    typer.echo(text if format is OutputFormat.json else results_table(results))
+
+
 if __name__ == "__main__":
     app()

@@ -81,3 +81,20 @@ def test_embed_command_writes_embeddings(tmp_path):
 def test_embed_command_reports_bad_dataset(tmp_path):
     result = runner.invoke(app, ["embed", "-e", "efficientnet-lite0", "-d", f"npz:{tmp_path / 'none.npz'}"])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_probe_with_no_arguments_runs_the_bundled_sample(tmp_path):
+    result = runner.invoke(app, ["probe", "--device", "cpu", "--out", str(tmp_path / "results.json")])
+    assert result.exit_code == 0, result.output
+    assert "efficientnet-lite0 on sample:pneumoniamnist" in result.stdout
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["splits"] == {"train": 200, "val": 100, "test": 200}
+    for probe in ("knn", "linear"):
+        cell = saved["probes"][probe]["accuracy"]
+        assert set(cell) == {"mean", "std", "values"} and 0.5 < cell["mean"] <= 1.0
+    assert {"encoder", "revision", "dataset", "protocol", "seeds", "versions", "device", "timings_s"} <= set(saved)
+
+
+def test_probe_rejects_unknown_probe():
+    result = runner.invoke(app, ["probe", "--probes", "knn,magic"])
+    assert result.exit_code == 2 and "unknown probe" in result.output

@@ -7,7 +7,8 @@
 - ``npz:PATH``: any ``.npz`` in the MedMNIST layout;
 - ``folder:DIR``: images + ``DIR/labels.csv`` (``path``, ``split``, ``label`` or one column per label);
 - ``nih:DIR``: NIH ChestX-ray14;
-- ``chexpert:DIR[?uncertain=ignore|zeros|ones&frontal=1|0]``: CheXpert.
+- ``chexpert:DIR[?uncertain=ignore|zeros|ones&frontal=1|0]``: CheXpert;
+- ``sample:pneumoniamnist``: the 500-image PneumoniaMNIST sample shipped with encoderzoo (offline default).
 
 Folder-like specs accept ``?skip_corrupt=1`` to drop (and count) undecodable images instead of failing.
 DICOM files (``.dcm``) are read wherever a table lists them (``pip install 'encoderzoo[dicom]'``).
@@ -15,6 +16,7 @@ DICOM files (``.dcm``) are read wherever a table lists them (``pip install 'enco
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qsl
 
 from .base import ImageDataset, Task
@@ -23,7 +25,8 @@ from .npz import ChecksumError, DatasetNotFoundError, NpzDataset, open_medmnist
 from .npz_arrays import NpzFormatError
 from .table import TableDataset, open_chexpert, open_folder, open_nih
 
-SCHEMES = ("medmnist", "npz", "folder", "nih", "chexpert")
+SCHEMES = ("medmnist", "npz", "folder", "nih", "chexpert", "sample")
+SAMPLES = {"pneumoniamnist": Path(__file__).resolve().parents[1] / "assets" / "pneumoniamnist_sample.npz"}
 
 __all__ = [
     "ChecksumError",
@@ -68,6 +71,15 @@ def open_dataset(spec: str) -> ImageDataset:
         )
     elif scheme == "npz":
         dataset = NpzDataset(target)
+    elif scheme == "sample":
+        if target not in SAMPLES:
+            raise ValueError(f"no bundled sample {target!r}; available: {sorted(SAMPLES)}")
+        dataset = NpzDataset(
+            SAMPLES[target],
+            task="binary",
+            label_names=["normal", "pneumonia"],
+            info={"source": "PneumoniaMNIST sample bundled with encoderzoo", "licence": "CC BY 4.0"},
+        )
     elif scheme == "folder":
         dataset = open_folder(target, skip_corrupt=_flag(options, "skip_corrupt", False))
     elif scheme == "nih":

@@ -1,0 +1,216 @@
+"""``run_probes``: embed (through the cache), probe, and assemble ``results.json`` — the ``encoderzoo probe`` job.
+
+Protocol (recorded in the results):
+- every hyperparameter (k for kNN, C for the linear probe, in few-shot too) is chosen on the validation split;
+- the test split is scored once per fitted probe;
+- every random choice (few-shot episodes, random baselines for curation) is seeded and the seeds are listed.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Sequence
+from importlib import metadata
+
+import numpy as np
+import torch
+
+from . import __version__
+from .data import open_dataset
+from .embeddings import EmbeddingSet
+from .engine import embed_dataset
+from .loading import load
+from .probes import KNNProbe, LinearProbe, evaluate, evaluate_curation, few_shot, near_duplicates, summarize
+
+PROBES = ("knn", "linear", "fewshot", "curation")
+KNN_KS = (10, 20, 50, 100, 200)
+METRICS = ("accuracy", "balanced_accuracy", "auroc")
+
+
+def _single(metrics: dict) -> dict:
+    """A deterministic probe reported like the seeded ones: {mean, std, values} with one value."""
+    return {m: summarize([metrics[m]]) for m in METRICS}
+
+
+def _truth(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    return y if y.ndim == 2 else np.searchsorted(classes, y)
+
+
+def knn_probe(train: EmbeddingSet, val: EmbeddingSet, test: EmbeddingSet, names, device) -> dict:
+    """DINOv2 kNN (cosine, T=0.07) with k chosen on val from ``KNN_KS``; plus the MedMNIST+ preset."""
+    ks = [k for k in KNN_KS if k <= len(train)] or [len(train)]
+    probe = KNNProbe(k=ks[0], device=device).fit(train.features.numpy(), train.labels)
+    val_scores = {
+        k: evaluate(_truth(val.labels, probe.classes_), p, names)["auroc" if val.labels.ndim == 2 else "accuracy"]
+        for k, p in probe.predict_proba_many(val.features.numpy(), ks).items()
+    }
+    best_k = max(ks, key=lambda k: (val_scores[k], -k))
+    probe.set_params(k=best_k)
+    test_metrics = evaluate(_truth(test.labels, probe.classes_), probe.predict_proba(test.features.numpy()), names)
+    result = {
+        "k": best_k,
+        "val_scores": val_scores,
+        **_single(test_metrics),
+        "auroc_skipped": test_metrics["auroc_skipped"],
+    }
+    if train.labels.ndim == 1 and len(train) >= 11:
+        plus = KNNProbe.medmnist_plus(device=device).fit(train.features.numpy(), train.labels)
+        plus_metrics = evaluate(_truth(test.labels, plus.classes_), plus.predict_proba(test.features.numpy()), names)
+        result["medmnist_plus"] = {"k": 11, "metric": "euclidean", "vote": "majority", **_single(plus_metrics)}
+    return result
+
+
+def linear_probe(train, val, test, names, device) -> dict:
+    probe = LinearProbe(device=device).fit(train.features.numpy(), train.labels, val.features.numpy(), val.labels)
+    metrics = evaluate(_truth(test.labels, probe.classes_), probe.predict_proba(test.features.numpy()), names)
+    return {
+        "C": probe.C_,
+        "val_scores": probe.val_scores_,
+        **_single(metrics),
+        "auroc_skipped": metrics["auroc_skipped"],
+    }
+
+
+def run_probes(
+    encoder: str = "efficientnet-lite0",
+    dataset: str = "sample:pneumoniamnist",
+    *,
+    probes: Sequence[str] = ("knn", "linear"),
+    shots: Sequence[int] = (1, 5, 10),
+    seeds: int = 5,
+    fractions: Sequence[float] = (0.1, 0.25, 0.5),
+    device: str = "auto",
+    dtype: torch.dtype = torch.float32,
+    batch_size: int | None = None,
+    fit: str = "resize",
+    progress: bool = True,
+) -> dict:
+    """Embed train/val/test of ``dataset`` with ``encoder`` and run ``probes``; returns the results dict."""
+    unknown = [p for p in probes if p not in PROBES]
+    if unknown:
+        raise ValueError(f"unknown probe(s) {unknown}; choose from {PROBES}")
+    resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    model = load(encoder, device=resolved, dtype=dtype)
+    data = open_dataset(dataset)
+    missing = [s for s in ("train", "val", "test") if s not in data.splits]
+    if missing:
+        raise ValueError(f"{dataset} lacks split(s) {missing}: probes choose hyperparameters on val and score test")
+    timings["load"] = time.perf_counter() - start
+    start = time.perf_counter()
+    sets = {
+        s: embed_dataset(model, data, s, batch_size=batch_size, fit=fit, progress=progress)  # type: ignore[arg-type]
+        for s in ("train", "val", "test")
+    }
+    timings["embed"] = time.perf_counter() - start
+    train, val, test = sets["train"], sets["val"], sets["test"]
+    names = data.label_names
+    out: dict = {}
+    for name in probes:
+        start = time.perf_counter()
+        if name == "knn":
+            out["knn"] = knn_probe(train, val, test, names, resolved)
+        elif name == "linear":
+            out["linear"] = linear_probe(train, val, test, names, resolved)
+        elif name == "fewshot":
+            if train.labels.ndim == 2:
+                out["fewshot"] = {"skipped": "few-shot episodes need single-label tasks"}
+            else:
+                out["fewshot"] = few_shot(
+                    train.features.numpy(),
+                    train.labels,
+                    test.features.numpy(),
+                    test.labels,
+                    shots=shots,
+                    seeds=seeds,
+                    X_val=val.features.numpy(),
+                    y_val=val.labels,
+                    device=resolved,
+                )
+        else:
+            out["curation"] = {
+                "budgets": evaluate_curation(
+                    train.features.numpy(),
+                    train.labels,
+                    test.features.numpy(),
+                    test.labels,
+                    lambda: LinearProbe(device=resolved),
+                    fractions=fractions,
+                    seeds=seeds,
+                    X_val=val.features.numpy(),
+                    y_val=val.labels,
+                    label_names=names,
+                    device=resolved,
+                ),
+                "near_duplicates": near_duplicates(train.features.numpy(), train.ids, device=resolved),
+            }
+        timings[name] = time.perf_counter() - start
+    return {
+        "encoder": model.spec.name,
+        "revision": model.spec.source.revision,
+        "weights": model.spec.source.repo_id or model.spec.source.package,
+        "pooling": model.spec.pooling,
+        "dataset": dataset,
+        "dataset_info": data.describe(),
+        "task": data.task,
+        "splits": {s: len(e) for s, e in sets.items()},
+        "protocol": {
+            "hyperparameters": "chosen on val only (kNN k, linear C); test scored once per fitted probe",
+            "knn": {"metric": "cosine", "vote": "temperature", "temperature": 0.07, "k_grid": list(KNN_KS)},
+            "linear": {"loss": "logistic, L2", "C_grid": [float(c) for c in LinearProbe().C], "standardize": True},
+            "fewshot": {"shots": list(shots), "classifiers": ["knn", "linear", "prototype"]},
+            "curation": {"fractions": list(fractions), "method": "k-means prototypes, distance quantiles, FPS"},
+            "preprocessing": train.metadata.get("preprocessing"),
+        },
+        "seeds": list(range(seeds)),
+        "probes": out,
+        "versions": {p: _version(p) for p in ("encoderzoo", "torch", "timm", "scikit-learn", "numpy")},
+        "device": torch.cuda.get_device_name(resolved)
+        if resolved.startswith("cuda")
+        else platform.processor() or "cpu",
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }
+
+
+def _version(package: str) -> str:
+    if package == "encoderzoo":
+        return __version__
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def results_table(results: dict) -> str:
+    """Probe x metric table (mean ± std over seeds) for stdout."""
+    rows = [("probe", "accuracy", "balanced_acc", "auroc", "detail")]
+    fmt = lambda m: f"{m['mean']:.3f}" + (f" ± {m['std']:.3f}" if len(m["values"]) > 1 else "")  # noqa: E731
+    probes = results["probes"]
+    if "knn" in probes:
+        rows.append(("knn", *(fmt(probes["knn"][m]) for m in METRICS), f"k={probes['knn']['k']} (val)"))
+        if "medmnist_plus" in probes["knn"]:
+            p = probes["knn"]["medmnist_plus"]
+            rows.append(("knn medmnist+", *(fmt(p[m]) for m in METRICS), "k=11 euclidean majority"))
+    if "linear" in probes:
+        rows.append(("linear", *(fmt(probes["linear"][m]) for m in METRICS), f"C={probes['linear']['C']:.3g} (val)"))
+    for clf, by_shot in probes.get("fewshot", {}).get("results", {}).items():
+        for n, metrics in by_shot.items():
+            rows.append((f"{n}-shot {clf}", *(fmt(metrics[m]) for m in METRICS), f"{len(results['seeds'])} seeds"))
+    for fraction, budget in probes.get("curation", {}).get("budgets", {}).items():
+        for kind in ("curated", "random"):
+            rows.append(
+                (f"{float(fraction):.0%} {kind}", *(fmt(budget[kind][m]) for m in METRICS), f"n={budget['size']}")
+            )
+    if "curation" in probes:
+        dup = probes["curation"]["near_duplicates"]
+        rows.append(("near-duplicates", "", "", "", f"{dup['pairs']} pairs at cosine >= {dup['threshold']}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    header = (
+        f"{results['encoder']} on {results['dataset']} ({results['task']}; "
+        + ", ".join(f"{s} {n}" for s, n in results["splits"].items())
+        + ")"
+    )
+    return "\n".join([header, *lines])

@@ -1,0 +1,64 @@
+"""Shared plumbing for the probes: device choice, input validation, label encoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+
+def pick_device(device: str | torch.device | None) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def as_features(X, name: str = "X") -> np.ndarray:
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2D (n_samples, n_features), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} has 0 samples")
+    if not np.issubdtype(X.dtype, np.number):
+        raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return X.astype(np.float32, copy=False)
+
+
+def as_labels(y, n: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if len(y) != n:
+        raise ValueError(f"X has {n} samples but y has {len(y)}")
+    return y
+
+
+class ProbeBase(ClassifierMixin, BaseEstimator):
+    """Single-label: ``classes_`` from ``np.unique(y)``. Multi-label: ``y`` is ``(N, L)`` 0/1 with NaN unknown."""
+
+    def _encode_targets(self, y: np.ndarray) -> np.ndarray:
+        """Single-label -> class indices into ``classes_``; multi-label -> float32 matrix (NaN kept)."""
+        if y.ndim == 2:
+            self.multilabel_ = True
+            self.classes_ = np.arange(y.shape[1])
+            return y.astype(np.float32)
+        self.multilabel_ = False
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"need at least 2 classes to fit a classifier, got {len(self.classes_)}")
+        return encoded.astype(np.int64)
+
+    def predict(self, X) -> np.ndarray:
+        proba = self.predict_proba(X)
+        if self.multilabel_:
+            return (proba >= 0.5).astype(np.int64)
+        return self.classes_[proba.argmax(1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags

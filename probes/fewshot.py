@@ -1,0 +1,111 @@
+"""Few-shot evaluation: n labelled examples per class, several seeds, kNN / linear / prototype classifiers.
+
+Each (shots, seed) episode samples ``shots`` training examples per class (all of a class if it has fewer,
+recorded), fits each classifier, scores it once on the test split, and the results are reported as
+``{mean, std, values}`` over seeds. The linear probe's C is chosen on the validation split when one is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ._base import ProbeBase, as_features, as_labels, pick_device
+from .knn import KNNProbe
+from .linear import LinearProbe
+from .metrics import evaluate
+
+CLASSIFIERS = ("knn", "linear", "prototype")
+
+
+class PrototypeProbe(ProbeBase):
+    """Nearest class mean in cosine space; probabilities are a softmax of similarities / temperature."""
+
+    def __init__(self, temperature: float = 0.07, device: str | None = "auto") -> None:
+        self.temperature = temperature
+        self.device = device
+
+    def fit(self, X, y) -> PrototypeProbe:
+        X = as_features(X)
+        targets = self._encode_targets(as_labels(y, len(X)))
+        if self.multilabel_:
+            raise ValueError("PrototypeProbe is for single-label tasks")
+        self.device_ = pick_device(self.device)
+        x = torch.nn.functional.normalize(torch.from_numpy(X).to(self.device_), dim=1)
+        t = torch.from_numpy(targets).to(self.device_)
+        protos = torch.stack([x[t == c].mean(0) for c in range(len(self.classes_))])
+        self.prototypes_ = torch.nn.functional.normalize(protos, dim=1)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        x = torch.nn.functional.normalize(torch.from_numpy(as_features(X)).to(self.device_), dim=1)
+        return ((x @ self.prototypes_.T) / self.temperature).softmax(1).cpu().numpy()
+
+
+def sample_shots(y: np.ndarray, shots: int, seed: int) -> tuple[np.ndarray, list]:
+    """Indices of ``shots`` examples per class (sorted), and the classes that had fewer."""
+    rng = np.random.default_rng(seed)
+    chosen, short = [], []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        if len(members) < shots:
+            short.append(c.item() if hasattr(c, "item") else c)
+        chosen.append(rng.choice(members, size=min(shots, len(members)), replace=False))
+    return np.sort(np.concatenate(chosen)), short
+
+
+def summarize(values: Sequence[float]) -> dict:
+    arr = np.asarray(values, dtype=np.float64)
+    return {"mean": float(np.mean(arr)), "std": float(np.std(arr)), "values": [float(v) for v in arr]}
+
+
+def few_shot(
+    X_train,
+    y_train,
+    X_test,
+    y_test,
+    *,
+    shots: Sequence[int] = (1, 5, 10),
+    seeds: int = 5,
+    classifiers: Sequence[str] = CLASSIFIERS,
+    X_val=None,
+    y_val=None,
+    label_names=None,
+    device: str | None = "auto",
+) -> dict:
+    """Run every (shots, seed) episode; returns ``{classifier: {shots: {metric: {mean, std, values}}}}``."""
+    X_train, X_test = as_features(X_train), as_features(X_test, "X_test")
+    y_train, y_test = as_labels(y_train, len(X_train)), as_labels(y_test, len(X_test))
+    if y_train.ndim != 1:
+        raise ValueError("few-shot episodes sample n examples per class: single-label tasks only")
+    unknown = [c for c in classifiers if c not in CLASSIFIERS]
+    if unknown:
+        raise ValueError(f"unknown classifier(s) {unknown}; choose from {CLASSIFIERS}")
+    results: dict = {c: {} for c in classifiers}
+    notes: dict = {}
+    for n in shots:
+        per_classifier: dict = {c: [] for c in classifiers}
+        for seed in range(seeds):
+            index, short = sample_shots(y_train, n, seed)
+            if short:
+                notes.setdefault(f"{n}-shot", f"classes with fewer than {n} examples used whole: {short}")
+            for name in classifiers:
+                probe = _make(name, n, len(index), device, X_val is not None)
+                args = (X_val, y_val) if (name == "linear" and X_val is not None) else ()
+                probe.fit(X_train[index], y_train[index], *args)
+                proba = probe.predict_proba(X_test)
+                per_classifier[name].append(evaluate(np.searchsorted(probe.classes_, y_test), proba, label_names))
+        for name, runs in per_classifier.items():
+            results[name][n] = {m: summarize([r[m] for r in runs]) for m in ("accuracy", "balanced_accuracy", "auroc")}
+    return {"results": results, "shots": list(shots), "seeds": list(range(seeds)), "notes": notes}
+
+
+def _make(name: str, shots: int, n_train: int, device, has_val: bool):
+    if name == "knn":
+        return KNNProbe(k=min(20, n_train), device=device)
+    if name == "linear":
+        return LinearProbe(device=device) if has_val else LinearProbe(C=1.0, device=device)
+    return PrototypeProbe(device=device)

@@ -1,0 +1,120 @@
+"""k-nearest-neighbour probe on the device.
+
+Defaults follow the DINOv2 evaluation: cosine similarity, a temperature-weighted vote (T = 0.07), several k
+in one pass. ``KNNProbe.medmnist_plus()`` is the MedMNIST+ protocol: k = 11, Euclidean, majority vote (its
+predictions equal sklearn ``KNeighborsClassifier(n_neighbors=11)`` on the same features).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ._base import ProbeBase, as_features, as_labels, pick_device
+
+
+class KNNProbe(ProbeBase):
+    """Args:
+    k: neighbours for ``predict`` / ``predict_proba``.
+    metric: ``cosine`` (features L2-normalized) or ``euclidean``.
+    weights: ``temperature`` (exp(similarity / T)) or ``uniform`` (majority vote, ties to the smallest class).
+    temperature: T for the temperature vote.
+    device: ``auto`` (CUDA when present), ``cpu``, ``cuda:0`` ...
+    batch_size: queries per block (bounds memory at ``batch_size x n_train``).
+    """
+
+    def __init__(
+        self,
+        k: int = 20,
+        metric: Literal["cosine", "euclidean"] = "cosine",
+        weights: Literal["temperature", "uniform"] = "temperature",
+        temperature: float = 0.07,
+        device: str | None = "auto",
+        batch_size: int = 2048,
+    ) -> None:
+        self.k = k
+        self.metric = metric
+        self.weights = weights
+        self.temperature = temperature
+        self.device = device
+        self.batch_size = batch_size
+
+    @classmethod
+    def medmnist_plus(cls, device: str | None = "auto") -> KNNProbe:
+        """The MedMNIST+ kNN preset: k = 11, Euclidean distance, majority vote."""
+        return cls(k=11, metric="euclidean", weights="uniform", device=device)
+
+    def _validate_params(self) -> None:
+        if not isinstance(self.k, (int, np.integer)) or self.k < 1:
+            raise ValueError(f"k must be a positive integer, got {self.k!r}")
+        if self.metric not in ("cosine", "euclidean"):
+            raise ValueError(f"metric must be 'cosine' or 'euclidean', got {self.metric!r}")
+        if self.weights not in ("temperature", "uniform"):
+            raise ValueError(f"weights must be 'temperature' or 'uniform', got {self.weights!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+
+    def fit(self, X, y) -> KNNProbe:
+        self._validate_params()
+        X = as_features(X)
+        targets = self._encode_targets(as_labels(y, len(X)))
+        self.device_ = pick_device(self.device)
+        self.train_features_ = self._prepare(torch.from_numpy(X).to(self.device_))
+        if self.metric == "euclidean":
+            self.train_sq_norms_ = (self.train_features_.double() ** 2).sum(1)
+        t = torch.from_numpy(targets).to(self.device_)
+        self.train_targets_ = t if self.multilabel_ else torch.nn.functional.one_hot(t, len(self.classes_)).float()
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        return torch.nn.functional.normalize(x, dim=1) if self.metric == "cosine" else x
+
+    def predict_proba(self, X) -> np.ndarray:
+        return self.predict_proba_many(X, [self.k])[self.k]
+
+    def predict_proba_many(self, X, ks: list[int]) -> dict[int, np.ndarray]:
+        """Probabilities for several k from one neighbour search (top ``max(ks)`` once)."""
+        if not hasattr(self, "train_features_"):
+            raise ValueError("this KNNProbe is not fitted yet: call fit(X, y) first")
+        X = as_features(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the probe was fitted on {self.n_features_in_}")
+        k_max = max(ks)
+        if k_max > len(self.train_features_):
+            raise ValueError(f"k={k_max} exceeds the {len(self.train_features_)} training samples")
+        out: dict[int, list[np.ndarray]] = {k: [] for k in ks}
+        for lo in range(0, len(X), self.batch_size):
+            query = self._prepare(torch.from_numpy(X[lo : lo + self.batch_size]).to(self.device_))
+            score, index = self._neighbours(query, k_max)
+            neighbour_targets = self.train_targets_[index]  # (B, k_max, C)
+            for k in ks:
+                out[k].append(self._vote(score[:, :k], neighbour_targets[:, :k]).cpu().numpy())
+        return {k: np.concatenate(v) for k, v in out.items()}
+
+    def _neighbours(self, query: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-k by similarity (cosine) or by smallest distance (euclidean), best first."""
+        if self.metric == "cosine":
+            return (query @ self.train_features_.T).topk(k, dim=1)
+        # squared distances in float64 so near-ties order like sklearn's upcast computation
+        q = query.double()
+        d2 = (q**2).sum(1, keepdim=True) - 2.0 * q @ self.train_features_.double().T + self.train_sq_norms_
+        neg, index = (-d2).topk(k, dim=1)
+        return -neg, index
+
+    def _vote(self, score: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.weights == "temperature":
+            sims = score if self.metric == "cosine" else -score  # larger is closer
+            w = ((sims - sims[:, :1]) / self.temperature).exp()  # shifted for numerical stability
+        else:
+            w = torch.ones_like(score)
+        w = w.float().unsqueeze(-1)
+        if self.multilabel_:
+            known = ~torch.isnan(targets)
+            total = (w * torch.nan_to_num(targets)).sum(1)
+            return total / (w * known).sum(1).clamp_min(1e-12)
+        votes = (w * targets).sum(1)
+        return votes / votes.sum(1, keepdim=True)
