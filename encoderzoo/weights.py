@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from .errors import CorruptWeightsError, GatedWeightsError, WeightsNotFoundError
+from .paths import cache_root
 from .spec import EncoderSpec, WeightSource
 
 LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
@@ -87,11 +88,53 @@ def package_file(source: WeightSource) -> Path:
     raise WeightsNotFoundError(f"package {source.package!r} is installed but has no file {source.filename!r}")
 
 
+def url_file(source: WeightSource) -> Path:
+    """A file published at a plain URL, kept in ``$ENCODERZOO_CACHE/weights``; downloaded once when online."""
+    assert source.url and source.filename
+    target = cache_root() / "weights" / source.filename
+    if target.is_file():
+        return target
+    if hub_offline() or os.environ.get("ENCODERZOO_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise WeightsNotFoundError(
+            f"{target} does not exist and downloads are off (offline). Download {source.url} and save it as "
+            f"{target}, or pass weights=PATH."
+        )
+    download_url(source.url, target)
+    return target
+
+
+def download_url(url: str, target: Path) -> None:
+    """Stream ``url`` to ``target`` with a progress bar; written to a temporary name and renamed when complete."""
+    import urllib.error
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as bar:
+                while block := response.read(1 << 20):
+                    out.write(block)
+                    bar.update(len(block))
+        os.replace(tmp, target)
+    except (urllib.error.URLError, TimeoutError, OSError) as err:
+        raise WeightsNotFoundError(
+            f"could not download {url}: {err}. Download it by hand to {target}, or pass weights=PATH."
+        ) from err
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def resolve_weight_file(spec: EncoderSpec) -> Path:
     """Local path of the canonical weight file of ``spec``, downloading into the HF cache if allowed."""
     source = spec.source
     if source.package:
         return package_file(source)
+    if source.url:
+        return url_file(source)
     if not (source.repo_id and source.filename):
         raise WeightsNotFoundError(f"{spec.name} names no weight source; pass weights=PATH")
     return download_from_hub(source.repo_id, source.filename, source.revision, gated=spec.gated)
@@ -140,8 +183,10 @@ def read_state_dict(path: str | os.PathLike[str], expected_sha256: str | None = 
             f"{path} ({size} bytes) cannot be read, it is probably truncated or corrupt: {err}. "
             "Delete it and download again."
         ) from err
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
+    for wrapper in ("state_dict", "model"):  # training checkpoints: {"model": ..., "optimizer": ..., "epoch": ...}
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+            break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CorruptWeightsError(f"{path} does not hold a flat state dict of tensors")
     return state

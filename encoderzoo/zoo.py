@@ -84,6 +84,55 @@ def _dinov3(size: str, dim: int) -> EncoderSpec:
     )
 
 
+MEDVIT_URLS = {  # upstream main.py's model_urls (ImageNet-1k checkpoints)
+    "tiny": "https://dl.dropbox.com/scl/fi/496jbihqp360jacpji554/MedViT_tiny.pth?rlkey=6hb9froxugvtg8l639jmspxfv&st=p9ef06j8&dl=0",
+    "small": "https://dl.dropbox.com/scl/fi/6nnec8hxcn5da6vov7h2a/MedViT_small.pth?rlkey=yf5twra1cv6ep2oqr79tbzyg5&st=rwx5hy8z&dl=0",
+    "base": "https://dl.dropbox.com/scl/fi/q5c0u515dd4oc8j55bhi9/MedViT_base.pth?rlkey=5duw3uomnsyjr80wykvedjhas&st=incconx4&dl=0",
+    "large": "https://dl.dropbox.com/scl/fi/owujijpsl6vwd481hiydd/MedViT_large.pth?rlkey=cx9lqb4a1288nv4xlmux13zoe&st=kcehwbrb&dl=0",
+}
+MEDVIT_DIMS = {"tiny": 384, "small": 512, "base": 768, "large": 1024}
+
+
+def _medvit(size: str) -> EncoderSpec:
+    return EncoderSpec(
+        name=f"medvit-v2-{size}",
+        family="medvit-v2",
+        architecture=f"medvit_v2_{size}",
+        source=WeightSource(format="medvit-pth", url=MEDVIT_URLS[size], filename=f"MedViT_{size}.pth"),
+        input_size=224,
+        mean=HALF,
+        std=HALF,
+        interpolation="bilinear",
+        resize_mode="squash",
+        pooling="mean",
+        embed_dim=MEDVIT_DIMS[size],
+        lora_targets=("attn.qkv", "attn.proj", "e_mhsa.q", "e_mhsa.k", "e_mhsa.v", "e_mhsa.proj"),
+        licence="MIT",
+        licence_url="https://github.com/Omid-Nejati/MedViTV2/blob/main/LICENSE",
+        paper="https://arxiv.org/abs/2502.13693",
+        citation=(
+            "Manzari ON, Asgariandehkordi H, Koleilat T, Xiao Y, Rivaz H. Medical Image Classification with "
+            "KAN-Integrated Transformers and Dilated Neighborhood Attention. 2025. arXiv:2502.13693"
+        ),
+        domains=("natural images (ImageNet-1k)", "MedMNIST fine-tunes available upstream"),
+        notes=(
+            "Published MedMNIST accuracies were selected on the test split: upstream main.py keeps the checkpoint "
+            "with the best test accuracy, so those numbers are optimistic. Compare on a protocol that selects on val.",
+            "Neighborhood attention runs in plain PyTorch (NATTEN 0.17 semantics: kernel 7, relative position bias); "
+            "NATTEN is used on CUDA only when an installed build imports.",
+            "Weights: the ImageNet-1k checkpoint linked from upstream's main.py (Dropbox, no checksum published). "
+            "Per-MedMNIST fine-tuned checkpoints ({'model': ...} files) load with weights=PATH.",
+            "Upstream feeds NA and the KAN with reshape (not permute) of the (B, C, H, W) map; we keep that, so the "
+            "published weights behave as trained.",
+        ),
+        tiny={
+            "arch_kwargs": {"stem_chs": (16, 16, 32), "depths": (1, 1, 3, 1), "dims": (32, 128, 128, 128)},
+            "input_size": 112,  # stage 3 must still hold a 7x7 neighborhood: 112 / 16 = 7
+            "embed_dim": 128,
+        },
+    )
+
+
 ZOO: tuple[EncoderSpec, ...] = (
     *(
         _dinov2(size, dim, reg)
@@ -234,4 +283,5 @@ ZOO: tuple[EncoderSpec, ...] = (
         ),
         tiny={"input_size": 64},
     ),
+    *(_medvit(size) for size in ("tiny", "small", "base", "large")),
 )

