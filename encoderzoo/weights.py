@@ -15,6 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from .download import DownloadError, download
 from .errors import CorruptWeightsError, GatedWeightsError, WeightsNotFoundError
 from .paths import cache_root
 from .spec import EncoderSpec, WeightSource
@@ -99,33 +100,10 @@ def url_file(source: WeightSource) -> Path:
             f"{target} does not exist and downloads are off (offline). Download {source.url} and save it as "
             f"{target}, or pass weights=PATH."
         )
-    download_url(source.url, target)
-    return target
-
-
-def download_url(url: str, target: Path) -> None:
-    """Stream ``url`` to ``target`` with a progress bar; written to a temporary name and renamed when complete."""
-    import urllib.error
-    import urllib.request
-
-    from tqdm.auto import tqdm
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as bar:
-                while block := response.read(1 << 20):
-                    out.write(block)
-                    bar.update(len(block))
-        os.replace(tmp, target)
-    except (urllib.error.URLError, TimeoutError, OSError) as err:
-        raise WeightsNotFoundError(
-            f"could not download {url}: {err}. Download it by hand to {target}, or pass weights=PATH."
-        ) from err
-    finally:
-        tmp.unlink(missing_ok=True)
+        return download(source.url, target)
+    except DownloadError as err:
+        raise WeightsNotFoundError(f"{err}. Download it by hand to {target}, or pass weights=PATH.") from err
 
 
 def resolve_weight_file(spec: EncoderSpec) -> Path:

@@ -1,10 +1,12 @@
-"""Shared plumbing for the probes: device choice, input validation, label encoding."""
+"""Shared plumbing for the probes: device choice, scikit-learn input validation, label encoding."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
@@ -14,6 +16,7 @@ def pick_device(device: str | torch.device | None) -> torch.device:
 
 
 def as_features(X, name: str = "X") -> np.ndarray:
+    """A finite, numeric, 2D float32 array (embeddings given as tensors are moved to the CPU first)."""
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
     X = np.asarray(X)
@@ -21,15 +24,17 @@ def as_features(X, name: str = "X") -> np.ndarray:
         raise ValueError(f"{name} must be 2D (n_samples, n_features), got shape {X.shape}")
     if X.shape[0] == 0:
         raise ValueError(f"{name} has 0 samples")
-    if not np.issubdtype(X.dtype, np.number):
-        raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
+    if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
+        raise ValueError(f"{name} must be real numbers, got dtype {X.dtype}")
     if not np.isfinite(X).all():
         raise ValueError(f"{name} contains NaN or inf")
     return X.astype(np.float32, copy=False)
 
 
 def as_labels(y, n: int) -> np.ndarray:
-    y = np.asarray(y)
+    if y is None:
+        raise ValueError("this probe requires y to be passed, but the target y is None")
+    y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if len(y) != n:
@@ -40,12 +45,26 @@ def as_labels(y, n: int) -> np.ndarray:
 class ProbeBase(ClassifierMixin, BaseEstimator):
     """Single-label: ``classes_`` from ``np.unique(y)``. Multi-label: ``y`` is ``(N, L)`` 0/1 with NaN unknown."""
 
+    def _validate_fit(self, X, y) -> tuple[np.ndarray, np.ndarray]:
+        """Validated float32 features (sets ``n_features_in_``) and encoded targets (sets ``classes_``)."""
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        X = validate_data(self, X, dtype=[np.float32, np.float64], ensure_min_samples=2)
+        return as_features(X), self._encode_targets(as_labels(y, len(X)))
+
+    def _validate_predict(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        return as_features(validate_data(self, X, dtype=[np.float32, np.float64], reset=False))
+
     def _encode_targets(self, y: np.ndarray) -> np.ndarray:
         """Single-label -> class indices into ``classes_``; multi-label -> float32 matrix (NaN kept)."""
         if y.ndim == 2:
             self.multilabel_ = True
             self.classes_ = np.arange(y.shape[1])
             return y.astype(np.float32)
+        check_classification_targets(y)
         self.multilabel_ = False
         self.classes_, encoded = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
@@ -57,8 +76,3 @@ class ProbeBase(ClassifierMixin, BaseEstimator):
         if self.multilabel_:
             return (proba >= 0.5).astype(np.int64)
         return self.classes_[proba.argmax(1)]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = False
-        return tags

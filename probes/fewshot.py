@@ -28,8 +28,7 @@ class PrototypeProbe(ProbeBase):
         self.device = device
 
     def fit(self, X, y) -> PrototypeProbe:
-        X = as_features(X)
-        targets = self._encode_targets(as_labels(y, len(X)))
+        X, targets = self._validate_fit(X, y)
         if self.multilabel_:
             raise ValueError("PrototypeProbe is for single-label tasks")
         self.device_ = pick_device(self.device)
@@ -37,11 +36,10 @@ class PrototypeProbe(ProbeBase):
         t = torch.from_numpy(targets).to(self.device_)
         protos = torch.stack([x[t == c].mean(0) for c in range(len(self.classes_))])
         self.prototypes_ = torch.nn.functional.normalize(protos, dim=1)
-        self.n_features_in_ = X.shape[1]
         return self
 
     def predict_proba(self, X) -> np.ndarray:
-        x = torch.nn.functional.normalize(torch.from_numpy(as_features(X)).to(self.device_), dim=1)
+        x = torch.nn.functional.normalize(torch.from_numpy(self._validate_predict(X)).to(self.device_), dim=1)
         return ((x @ self.prototypes_.T) / self.temperature).softmax(1).cpu().numpy()
 
 

@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ._base import ProbeBase, as_features, as_labels, pick_device
+from ._base import ProbeBase, pick_device
 
 
 class KNNProbe(ProbeBase):
@@ -46,7 +46,7 @@ class KNNProbe(ProbeBase):
         """The MedMNIST+ kNN preset: k = 11, Euclidean distance, majority vote."""
         return cls(k=11, metric="euclidean", weights="uniform", device=device)
 
-    def _validate_params(self) -> None:
+    def _check_params(self) -> None:
         if not isinstance(self.k, (int, np.integer)) or self.k < 1:
             raise ValueError(f"k must be a positive integer, got {self.k!r}")
         if self.metric not in ("cosine", "euclidean"):
@@ -57,16 +57,14 @@ class KNNProbe(ProbeBase):
             raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
 
     def fit(self, X, y) -> KNNProbe:
-        self._validate_params()
-        X = as_features(X)
-        targets = self._encode_targets(as_labels(y, len(X)))
+        self._check_params()
+        X, targets = self._validate_fit(X, y)
         self.device_ = pick_device(self.device)
         self.train_features_ = self._prepare(torch.from_numpy(X).to(self.device_))
         if self.metric == "euclidean":
             self.train_sq_norms_ = (self.train_features_.double() ** 2).sum(1)
         t = torch.from_numpy(targets).to(self.device_)
         self.train_targets_ = t if self.multilabel_ else torch.nn.functional.one_hot(t, len(self.classes_)).float()
-        self.n_features_in_ = X.shape[1]
         return self
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,11 +76,7 @@ class KNNProbe(ProbeBase):
 
     def predict_proba_many(self, X, ks: list[int]) -> dict[int, np.ndarray]:
         """Probabilities for several k from one neighbour search (top ``max(ks)`` once)."""
-        if not hasattr(self, "train_features_"):
-            raise ValueError("this KNNProbe is not fitted yet: call fit(X, y) first")
-        X = as_features(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, the probe was fitted on {self.n_features_in_}")
+        X = self._validate_predict(X)
         k_max = max(ks)
         if k_max > len(self.train_features_):
             raise ValueError(f"k={k_max} exceeds the {len(self.train_features_)} training samples")
@@ -96,14 +90,25 @@ class KNNProbe(ProbeBase):
         return {k: np.concatenate(v) for k, v in out.items()}
 
     def _neighbours(self, query: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-k by similarity (cosine) or by smallest distance (euclidean), best first."""
+        """Top-k by similarity (cosine) or by smallest distance (euclidean), best first.
+
+        Euclidean: candidates come from a float32 search (``k + 16`` of them), then are re-ranked with exact
+        float64 distances, so near-ties order like sklearn's float64 computation at float32 speed.
+        """
         if self.metric == "cosine":
             return (query @ self.train_features_.T).topk(k, dim=1)
-        # squared distances in float64 so near-ties order like sklearn's upcast computation
-        q = query.double()
-        d2 = (q**2).sum(1, keepdim=True) - 2.0 * q @ self.train_features_.double().T + self.train_sq_norms_
-        neg, index = (-d2).topk(k, dim=1)
-        return -neg, index
+        approx = (query**2).sum(1, keepdim=True) - 2.0 * query @ self.train_features_.T + self.train_sq_norms_.float()
+        candidates = (-approx).topk(min(k + 16, approx.shape[1]), dim=1).indices
+        exact = torch.cat(
+            [  # in blocks of 256 queries: the gathered candidates are (256, k + 16, dim)
+                ((query[i : i + 256, None].double() - self.train_features_[candidates[i : i + 256]].double()) ** 2).sum(
+                    -1
+                )
+                for i in range(0, len(query), 256)
+            ]
+        )
+        order = torch.sort(exact, dim=1, stable=True).indices[:, :k]
+        return exact.gather(1, order), candidates.gather(1, order)
 
     def _vote(self, score: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.weights == "temperature":

@@ -54,10 +54,8 @@ class LinearProbe(ProbeBase):
                 f"C is a grid of {len(grid)} values: pass X_val, y_val to choose C on validation data "
                 "(never on test), or give one C"
             )
-        X = as_features(X)
-        targets = self._encode_targets(as_labels(y, len(X)))
+        X, targets = self._validate_fit(X, y)
         self.device_ = pick_device(self.device)
-        self.n_features_in_ = X.shape[1]
         x = torch.from_numpy(X).to(self.device_)
         self.mean_ = x.mean(0) if self.standardize else torch.zeros(X.shape[1], device=self.device_)
         self.scale_ = x.std(0).clamp_min(1e-6) if self.standardize else torch.ones(X.shape[1], device=self.device_)
@@ -111,6 +109,7 @@ class LinearProbe(ProbeBase):
             return loss
 
         optimizer.step(closure)
+        self.n_iter_ = int(optimizer.state[optimizer._params[0]]["n_iter"])
         return W.detach(), b.detach()
 
     def _loss(self, logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -136,10 +135,6 @@ class LinearProbe(ProbeBase):
         return logits.softmax(-1).cpu().numpy()
 
     def predict_proba(self, X) -> np.ndarray:
-        if not hasattr(self, "coef_"):
-            raise ValueError("this LinearProbe is not fitted yet: call fit(X, y) first")
-        X = as_features(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, the probe was fitted on {self.n_features_in_}")
+        X = self._validate_predict(X)
         x = (torch.from_numpy(X).to(self.device_) - self.mean_) / self.scale_
         return self._proba(x, self.coef_.T, self.intercept_)

@@ -157,3 +157,17 @@ def test_curation_budget_and_near_duplicates():
     assert found["pairs"] == 5 and {(p["a"], p["b"]) for p in found["examples"]} == {
         (f"s{i}", f"s{i + 5}") for i in range(5)
     }
+
+
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+# MedMNIST stores labels as (N, 1): the probes accept that shape silently by design, where sklearn would warn.
+_EXPECTED = {"check_supervised_y_2d": "(N, 1) labels are MedMNIST's format and accepted without a warning"}
+
+
+@parametrize_with_checks(
+    [KNNProbe(k=3, device="cpu"), LinearProbe(C=1.0, device="cpu"), PrototypeProbe(device="cpu")],
+    expected_failed_checks=lambda estimator: _EXPECTED,
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)

@@ -9,12 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
+from ..download import DownloadError, download
 from ..errors import EncoderZooError
 from ..paths import cache_root, medmnist_root
 from .base import ImageDataset, Task, normalize_labels, task_from_labels
@@ -187,24 +186,12 @@ def _md5(path: Path) -> str:
 
 
 def _download(url: str, path: Path, md5: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".part{os.getpid()}")
+    """Download, then keep the file only if its md5 is the official one."""
     try:
-        from tqdm.auto import tqdm
-
-        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=path.name) as bar:
-                while block := response.read(1 << 20):
-                    out.write(block)
-                    bar.update(len(block))
-        digest = _md5(tmp)
-        if digest != md5:
-            raise ChecksumError(f"downloaded {url} has md5 {digest}, expected {md5}; not keeping it")
-        os.replace(tmp, path)
-    except (urllib.error.URLError, TimeoutError, OSError) as err:
-        raise DatasetNotFoundError(
-            f"could not download {url} to {path}: {err}. Download it by hand and put it there."
-        ) from err
-    finally:
-        tmp.unlink(missing_ok=True)
+        download(url, path)
+    except DownloadError as err:
+        raise DatasetNotFoundError(f"{err}. Download it by hand and put it at {path}.") from err
+    digest = _md5(path)
+    if digest != md5:
+        path.unlink()
+        raise ChecksumError(f"downloaded {url} has md5 {digest}, expected {md5}; not keeping it")
