@@ -183,3 +183,12 @@ def test_distributed_gloo_two_processes_equal_single_process(encoder, npz, tmp_p
         shard_run = EmbeddingSet.load(tmp_path / f"rank{rank}.safetensors")
         assert shard_run.ids == single.ids
         assert torch.allclose(shard_run.features, single.features, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_torch_compile_gives_the_eager_result(encoder, npz):
+    """compile=True (inductor on CPU, ~25 s to compile) must not change the embeddings."""
+    dataset = open_dataset(f"npz:{npz}")
+    compiled = embed_dataset(encoder, dataset, "val", compile=True, use_cache=False, progress=False, batch_size=8)
+    eager = embed_dataset(encoder, dataset, "val", use_cache=False, progress=False, batch_size=8)
+    assert torch.allclose(compiled.features, eager.features, atol=1e-5)
