@@ -92,8 +92,9 @@ class KNNProbe(ProbeBase):
     def _neighbours(self, query: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k by similarity (cosine) or by smallest distance (euclidean), best first.
 
-        Euclidean: candidates come from a float32 search (``k + 16`` of them), then are re-ranked with exact
-        float64 distances, so near-ties order like sklearn's float64 computation at float32 speed.
+        Euclidean: candidates come from a matmul-based search (``k + 16`` of them), then are re-ranked by
+        ``sum((q - c)^2)`` computed directly, which has none of the cancellation of the expanded form, so
+        near-ties order like sklearn's float64 computation.
         """
         if self.metric == "cosine":
             return (query @ self.train_features_.T).topk(k, dim=1)
