@@ -102,7 +102,8 @@ def embed_dataset(
             and 128 on CUDA.
         fit: ``resize`` (default) to the encoder's input, or ``pad`` small images into a zero canvas (MedMNIST+).
         cache_dir: where embeddings are cached (default ``$ENCODERZOO_CACHE/embeddings``).
-        use_cache: ``False`` computes in memory and writes nothing.
+        use_cache: ``False`` computes in memory and writes nothing (under torchrun every rank then embeds the
+            whole split: sharding goes through the cache, which must be on a filesystem all ranks share).
         compile: wrap the encoder in ``torch.compile`` first.
         autocast: bf16 autocast on CUDA.
     """

@@ -13,8 +13,11 @@ def test_every_subpackage_is_listed_in_pyproject():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
     mapped = {name: ROOT / folder for name, folder in config["package-dir"].items()}
-    found = {"encoderzoo." + p.parent.relative_to(ROOT / "encoderzoo").as_posix().replace("/", ".")
-             for p in (ROOT / "encoderzoo").rglob("__init__.py") if p.parent != ROOT / "encoderzoo"}
+    found = {
+        "encoderzoo." + p.parent.relative_to(ROOT / "encoderzoo").as_posix().replace("/", ".")
+        for p in (ROOT / "encoderzoo").rglob("__init__.py")
+        if p.parent != ROOT / "encoderzoo"
+    }
     found |= {"encoderzoo"} | set(mapped)
     assert found == listed, f"pyproject packages missing {sorted(found - listed)}, stale {sorted(listed - found)}"
     assert all((folder / "__init__.py").is_file() for folder in mapped.values())

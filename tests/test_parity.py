@@ -79,6 +79,8 @@ def test_biomedclip_matches_open_clip(attention, tmp_path):
     x = _pixels(spec, n=2)
     with torch.no_grad():
         expected = ref.encode_image(x)
-        emb = enc.embed(x)
+        ref_tokens = ref.visual.trunk.forward_features(x)
+        emb, tokens = enc.embed(x), enc.forward_tokens(x)
     assert emb.shape == (2, spec.proj_dim)
     _report(spec.name, "proj", (emb - expected).abs().max().item())
+    _report(spec.name, "tokens", (torch.cat(tokens, 1) - ref_tokens).abs().max().item())
