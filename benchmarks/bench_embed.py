@@ -20,8 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-import timm
 import torch
+from _results import write_results
 
 import encoderzoo
 from encoderzoo.attention import xformers_available
@@ -143,20 +143,8 @@ def main() -> None:
             f"| {r['encoder']} | {r['weights']} | {r['batch']} | {r['input']} | {r['dtype']} | {r['attention']} "
             f"| {r['ours_img_s']:.1f} | {r['timm_img_s']:.1f} | {r['ratio']:.3f} |"
         )
-    if args.out:
-        env = {
-            "torch": torch.__version__,
-            "timm": timm.__version__,
-            "encoderzoo": encoderzoo.__version__,
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-            "threads": torch.get_num_threads(),
-            "repeats": args.repeats,
-            "command": " ".join(["python", *sys.argv]),
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"environment": env, "results": rows}, indent=2) + "\n")
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    write_results(args.out, {"results": rows}, device=device_name, repeats=args.repeats)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,23 +24,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _results import write_results
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "medmnist-format" / "pbcblood_28.npz"
-
-
-def _environment(extra: dict) -> dict:
-    import torch
-
-    import encoderzoo
-
-    return {
-        "torch": torch.__version__,
-        "encoderzoo": encoderzoo.__version__,
-        "python": platform.python_version(),
-        "threads": torch.get_num_threads(),
-        "command": " ".join(["python", *sys.argv]),
-        **extra,
-    }
 
 
 def throughput(args) -> dict:
@@ -108,7 +93,6 @@ def throughput(args) -> dict:
         "peer_img_s": n / best["peer"],
         "ratio": best["peer"] / best["ours"],
         "seconds": timings,
-        "environment": _environment({}),
     }
 
 
@@ -164,7 +148,7 @@ def memory(args) -> dict:
         "peer_peak_rss_mb": peer_mb,
         "peer_seconds": peer_s,
         "target_mb": 2048,
-        "environment": _environment({"max_rss_units": "MiB (ru_maxrss / 1024)"}),
+        "max_rss_units": "MiB (ru_maxrss / 1024)",
     }
 
 
@@ -185,9 +169,7 @@ def main() -> None:
     args = parser.parse_args()
     result = throughput(args) if args.what == "throughput" else memory(args)
     print(json.dumps(result, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 from pathlib import Path
+
+from _results import write_results
 
 CASES = [(56, 2), (28, 4), (14, 8)]
 
@@ -80,17 +81,7 @@ def main() -> None:
             f"| {r['tokens']} | {r['heads']} | {r['batch']} | {r['window_s']:.4f} | {r['oracle_s']:.4f} | "
             f"{r['speedup']:.1f}x | {r['window_extra_mib']:.0f} | {r['oracle_extra_mib']:.0f} |"
         )
-    if args.out:
-        import torch
-
-        env = {
-            "torch": torch.__version__,
-            "device": args.device,
-            "python": platform.python_version(),
-            "command": " ".join(["python", *sys.argv]),
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"environment": env, "results": rows}, indent=2) + "\n")
+    write_results(args.out, {"results": rows}, device=args.device)
 
 
 if __name__ == "__main__":

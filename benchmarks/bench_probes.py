@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
+from _results import write_results
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
@@ -115,16 +114,7 @@ def main() -> None:
         print(json.dumps(rows[-1], indent=2), file=sys.stderr)
     rows.append(bench(f"synthetic {args.n} x 768, 10 classes", synthetic(args.n), args.device, grid))
     print(json.dumps(rows, indent=2))
-    if args.out:
-        env = {
-            "torch": torch.__version__,
-            "device": args.device,
-            "threads": torch.get_num_threads(),
-            "python": platform.python_version(),
-            "command": " ".join(["python", *sys.argv]),
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"environment": env, "results": rows}, indent=2) + "\n")
+    write_results(args.out, {"results": rows}, device=args.device)
 
 
 if __name__ == "__main__":
