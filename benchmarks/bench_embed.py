@@ -2,7 +2,7 @@
 
 The peer is what a user would otherwise write: ``timm.create_model(...)`` with the same weights and
 ``forward_head(forward_features(x), pre_logits=True)`` (timm's own fused SDPA attention). Timings are
-interleaved (ours, peer, ours, peer ...) and the median of ``--repeats`` runs is reported, so machine noise
+interleaved (ours then peer, peer then ours, ...) and the median of ``--repeats`` runs is reported, so machine noise
 hits both sides alike. On CUDA every attention backend available is measured, with bf16 throughput as a
 share of the GPU's dense bf16 peak (``--peak-tflops``, 790 for an H100 SXM per the issue).
 
@@ -92,9 +92,13 @@ def bench(
     for _ in range(2):  # warm-up (allocator, cuDNN autotune)
         _seconds(ours, x, device), _seconds(raw, x, device)
     t_ours, t_peer = [], []
-    for _ in range(repeats):
-        t_ours.append(_seconds(ours, x, device))
-        t_peer.append(_seconds(raw, x, device))
+    for i in range(repeats):  # alternate who goes first, so neither side profits from running second
+        if i % 2:
+            t_peer.append(_seconds(raw, x, device))
+            t_ours.append(_seconds(ours, x, device))
+        else:
+            t_ours.append(_seconds(ours, x, device))
+            t_peer.append(_seconds(raw, x, device))
     med_ours, med_peer = statistics.median(t_ours), statistics.median(t_peer)
     row = {
         "encoder": name,
@@ -119,7 +123,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--encoders", nargs="*", help="default: a set sized for the device")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--peak-tflops", type=float, default=790.0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
