@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from .atomic import atomic_write
 from .errors import EncoderZooError
 from .registry import get_spec, list_encoders
 
@@ -198,10 +199,7 @@ def probe_command(
         _fail(err)
     text = json.dumps(results, indent=2)
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(text + "\n")
-        tmp.replace(out)
+        atomic_write(out, lambda tmp: tmp.write_text(text + "\n"))
     typer.echo(text if format is OutputFormat.json else results_table(results))
 
 

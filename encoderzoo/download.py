@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .atomic import atomic_write
 from .errors import EncoderZooError
 
 
@@ -18,18 +18,15 @@ def download(url: str, target: Path) -> Path:
     """Stream ``url`` to ``target``; a partial download never takes the target's name."""
     from tqdm.auto import tqdm
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
+    def stream(tmp: Path) -> None:
         with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as bar:
                 while block := response.read(1 << 20):
                     out.write(block)
                     bar.update(len(block))
-        os.replace(tmp, target)
+
+    try:
+        return atomic_write(target, stream)
     except (urllib.error.URLError, TimeoutError, OSError) as err:
         raise DownloadError(f"could not download {url}: {err}") from err
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target

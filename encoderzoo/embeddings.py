@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +11,8 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from .atomic import atomic_write
 
 
 @dataclass
@@ -38,21 +39,12 @@ class EmbeddingSet:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write atomically (temporary file + rename): a crash never leaves a half-written file."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {
             "features": self.features.contiguous(),
             "labels": torch.from_numpy(np.ascontiguousarray(self.labels)),
         }
         header = {"ids": json.dumps(self.ids), "metadata": json.dumps(self.metadata)}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata=header)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> EmbeddingSet:

@@ -29,6 +29,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from . import __version__
+from .atomic import atomic_write
 from .data import ImageDataset, open_dataset
 from .embeddings import EmbeddingSet
 from .encoder import Encoder
@@ -135,7 +136,8 @@ def embed_dataset(
     bar = _progress_bar(total, f"{encoder.spec.name} {dataset.spec} {split}", progress and rank == 0)
     for i in todo:
         kept, feats = runner.run(starts[i], min(n, starts[i] + chunk_size), False, bar)
-        _atomic_save({"kept": kept, "features": feats}, chunks_dir / f"{i:05d}.safetensors")
+        chunk = {"kept": kept.contiguous(), "features": feats.contiguous()}
+        atomic_write(chunks_dir / f"{i:05d}.safetensors", lambda tmp, chunk=chunk: save_file(chunk, tmp))
     bar.close()
     if world > 1:
         dist.barrier()
@@ -169,16 +171,6 @@ def _assemble(dataset, split, parts, provenance, device_name) -> EmbeddingSet:
         "host": platform.node(),
     }
     return EmbeddingSet(features, dataset.labels(split)[kept], [ids[i] for i in kept], metadata)
-
-
-def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _progress_bar(total: int, desc: str, enabled: bool):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
 from . import __version__
+from .atomic import atomic_write
 from .attention import resolve_backend
 from .convert import convert
 from .encoder import Encoder
@@ -93,17 +93,6 @@ def save_pretrained(encoder: Encoder, folder: str | os.PathLike[str]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in encoder.state_dict().items()}
     meta = {"format_version": 1, "encoderzoo_version": __version__, "spec": encoder.spec.to_dict()}
-    _atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata={"encoder": encoder.spec.name}))
-    _atomic_write(folder / SPEC_FILE, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata={"encoder": encoder.spec.name}))
+    atomic_write(folder / SPEC_FILE, lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
     return folder
-
-
-def _atomic_write(target: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..download import DownloadError, download
 from ..errors import EncoderZooError
 from ..paths import cache_root, medmnist_root
@@ -170,10 +171,7 @@ def file_md5(path: Path) -> str:
     known = json.loads(memo.read_text()) if memo.is_file() else {}
     if key not in known:
         known[key] = _md5(path)
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(known))
-        os.replace(tmp, memo)
+        atomic_write(memo, lambda tmp: tmp.write_text(json.dumps(known)))
     return known[key]
 
 

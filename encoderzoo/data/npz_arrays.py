@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..errors import EncoderZooError
 
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zip local file header, 30 bytes
@@ -104,18 +105,18 @@ def _converted_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInf
     tag = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{info.CRC}".encode()).hexdigest()[:16]
     target = cache_dir / f"{path.stem}-{tag}-{info.filename}"
     if not target.is_file():
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".tmp{os.getpid()}")
-        try:
+
+        def stream(tmp: Path) -> None:
             with archive.open(info) as src, open(tmp, "wb") as dst:
                 shape, dtype, fortran = _npy_header(src)
                 _check_layout(path, info.filename, shape, dtype, fortran)
                 np.lib.format.write_array_header_1_0(dst, {"descr": dtype.str, "fortran_order": False, "shape": shape})
                 while block := src.read(_STREAM_CHUNK):
                     dst.write(block)
-            os.replace(tmp, target)
+
+        try:
+            atomic_write(target, stream)
         except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
-            tmp.unlink(missing_ok=True)
             raise NpzFormatError(f"{path}: member {info.filename} cannot be decompressed (corrupt?): {err}") from err
     with open(target, "rb") as fh:
         shape, dtype, _ = _npy_header(fh)
