@@ -13,7 +13,6 @@ import time
 from collections.abc import Sequence
 from importlib import metadata
 
-import numpy as np
 import torch
 
 from . import __version__
@@ -33,21 +32,17 @@ def _single(metrics: dict) -> dict:
     return {m: summarize([metrics[m]]) for m in METRICS}
 
 
-def _truth(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    return y if y.ndim == 2 else np.searchsorted(classes, y)
-
-
 def knn_probe(train: EmbeddingSet, val: EmbeddingSet, test: EmbeddingSet, names, device) -> dict:
     """DINOv2 kNN (cosine, T=0.07) with k chosen on val from ``KNN_KS``; plus the MedMNIST+ preset."""
     ks = [k for k in KNN_KS if k <= len(train)] or [len(train)]
     probe = KNNProbe(k=ks[0], device=device).fit(train.features.numpy(), train.labels)
     val_scores = {
-        k: evaluate(_truth(val.labels, probe.classes_), p, names)["auroc" if val.labels.ndim == 2 else "accuracy"]
+        k: evaluate(probe.column_targets(val.labels), p, names)["auroc" if val.labels.ndim == 2 else "accuracy"]
         for k, p in probe.predict_proba_many(val.features.numpy(), ks).items()
     }
     best_k = max(ks, key=lambda k: (val_scores[k], -k))
     probe.set_params(k=best_k)
-    test_metrics = evaluate(_truth(test.labels, probe.classes_), probe.predict_proba(test.features.numpy()), names)
+    test_metrics = evaluate(probe.column_targets(test.labels), probe.predict_proba(test.features.numpy()), names)
     result = {
         "k": best_k,
         "val_scores": val_scores,
@@ -56,14 +51,14 @@ def knn_probe(train: EmbeddingSet, val: EmbeddingSet, test: EmbeddingSet, names,
     }
     if train.labels.ndim == 1 and len(train) >= 11:
         plus = KNNProbe.medmnist_plus(device=device).fit(train.features.numpy(), train.labels)
-        plus_metrics = evaluate(_truth(test.labels, plus.classes_), plus.predict_proba(test.features.numpy()), names)
+        plus_metrics = evaluate(plus.column_targets(test.labels), plus.predict_proba(test.features.numpy()), names)
         result["medmnist_plus"] = {"k": 11, "metric": "euclidean", "vote": "majority", **_single(plus_metrics)}
     return result
 
 
 def linear_probe(train, val, test, names, device) -> dict:
     probe = LinearProbe(device=device).fit(train.features.numpy(), train.labels, val.features.numpy(), val.labels)
-    metrics = evaluate(_truth(test.labels, probe.classes_), probe.predict_proba(test.features.numpy()), names)
+    metrics = evaluate(probe.column_targets(test.labels), probe.predict_proba(test.features.numpy()), names)
     return {
         "C": probe.C_,
         "val_scores": probe.val_scores_,

@@ -71,6 +71,11 @@ class ProbeBase(ClassifierMixin, BaseEstimator):
             raise ValueError(f"need at least 2 classes to fit a classifier, got {len(self.classes_)}")
         return encoded.astype(np.int64)
 
+    def column_targets(self, y) -> np.ndarray:
+        """``y`` in the columns of ``predict_proba`` (class index; multi-label unchanged), as ``evaluate`` wants."""
+        y = np.asarray(y)
+        return y if self.multilabel_ else np.searchsorted(self.classes_, y)
+
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)
         if self.multilabel_:

@@ -178,5 +178,5 @@ def _fit_score(make_probe, X, y, X_test, y_test, X_val, y_val, label_names) -> d
     probe = make_probe()
     args = (X_val, y_val) if X_val is not None and isinstance(probe, LinearProbe) else ()
     probe.fit(X, y, *args)
-    truth = y_test if y_test.ndim == 2 else np.searchsorted(probe.classes_, y_test)
+    truth = probe.column_targets(y_test)
     return evaluate(truth, probe.predict_proba(X_test), label_names)

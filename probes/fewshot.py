@@ -95,7 +95,7 @@ def few_shot(
                 args = (X_val, y_val) if (name == "linear" and X_val is not None) else ()
                 probe.fit(X_train[index], y_train[index], *args)
                 proba = probe.predict_proba(X_test)
-                per_classifier[name].append(evaluate(np.searchsorted(probe.classes_, y_test), proba, label_names))
+                per_classifier[name].append(evaluate(probe.column_targets(y_test), proba, label_names))
         for name, runs in per_classifier.items():
             results[name][n] = {m: summarize([r[m] for r in runs]) for m in ("accuracy", "balanced_accuracy", "auroc")}
     return {"results": results, "shots": list(shots), "seeds": list(range(seeds)), "notes": notes}

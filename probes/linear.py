@@ -72,7 +72,7 @@ class LinearProbe(ProbeBase):
             if metric == "auto":
                 metric = "auroc" if self.multilabel_ else "accuracy"
             x_val = (torch.from_numpy(X_val).to(self.device_) - self.mean_) / self.scale_
-            val_true = y_val if self.multilabel_ else np.searchsorted(self.classes_, y_val)
+            val_true = self.column_targets(y_val)
             if not self.multilabel_ and not np.isin(y_val, self.classes_).all():
                 raise ValueError("y_val holds classes never seen in y")
             scores = [evaluate(val_true, self._proba(x_val, weights[g], bias[g]))[metric] for g in range(len(grid))]
