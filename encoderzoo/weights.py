@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .download import DownloadError, download
+from .download import DownloadError, download, offline, offline_switch
 from .errors import CorruptWeightsError, GatedWeightsError, WeightsNotFoundError
 from .paths import cache_root
 from .spec import EncoderSpec, WeightSource
@@ -24,14 +26,43 @@ LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
 StateDict = dict[str, torch.Tensor]
 
 
-def hub_offline() -> bool:
-    """True when huggingface_hub is told not to touch the network (HF_HUB_OFFLINE=1)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def download_from_hub(repo_id: str, filename: str, revision: str = "main", *, gated: bool = False) -> Path:
-    """``hf_hub_download`` with errors that say what to do. Honours HF_HUB_OFFLINE and the local cache."""
+    """``hf_hub_download`` with errors that say what to do.
+
+    With ``offline()`` (``HF_HUB_OFFLINE`` or ``ENCODERZOO_OFFLINE``) only the local cache is read
+    (``local_files_only=True``): no request is made.
+    """
     from huggingface_hub import hf_hub_download
+
+    where = f"{repo_id}@{revision}/{filename}"
+    fetch = f"hf download {repo_id} {filename} --revision {revision}"
+    with _hub_errors(repo_id, revision, where, fetch, gated, f"has no file {filename!r}"):
+        return Path(hf_hub_download(repo_id, filename, revision=revision, local_files_only=offline()))
+
+
+def snapshot_from_hub(
+    repo_id: str, revision: str = "main", allow_patterns: str | list[str] | None = None, *, gated: bool = False
+) -> Path:
+    """``snapshot_download`` of the files of ``repo_id`` matching ``allow_patterns`` (all when ``None``): the
+    local snapshot folder. Same offline rule and error messages as ``download_from_hub``."""
+    from huggingface_hub import snapshot_download
+
+    patterns = f" ({allow_patterns})" if allow_patterns else ""
+    where = f"{repo_id}@{revision}{patterns}"
+    include = "".join(
+        f" --include {p!r}" for p in ([allow_patterns] if isinstance(allow_patterns, str) else allow_patterns or [])
+    )
+    fetch = f"hf download {repo_id} --revision {revision}{include}"
+    with _hub_errors(repo_id, revision, where, fetch, gated, f"has no file matching {allow_patterns!r}"):
+        folder = snapshot_download(
+            repo_id, revision=revision, allow_patterns=allow_patterns, local_files_only=offline()
+        )
+        return Path(folder)
+
+
+@contextmanager
+def _hub_errors(repo_id: str, revision: str, where: str, fetch: str, gated: bool, no_entry: str) -> Iterator[None]:
+    """Map huggingface_hub's exceptions to ``WeightsError`` subclasses whose messages say what to do."""
     from huggingface_hub.errors import (
         EntryNotFoundError,
         GatedRepoError,
@@ -40,9 +71,8 @@ def download_from_hub(repo_id: str, filename: str, revision: str = "main", *, ga
         RevisionNotFoundError,
     )
 
-    where = f"{repo_id}@{revision}/{filename}"
     try:
-        return Path(hf_hub_download(repo_id, filename, revision=revision))
+        yield
     except GatedRepoError as err:
         raise GatedWeightsError(
             f"{repo_id} is gated and this account has no access. Request access on "
@@ -50,21 +80,31 @@ def download_from_hub(repo_id: str, filename: str, revision: str = "main", *, ga
             "HF_TOKEN, and retry. Or download the file elsewhere and pass weights=PATH."
         ) from err
     except LocalEntryNotFoundError as err:
-        mode = "offline mode (HF_HUB_OFFLINE=1)" if hub_offline() else "the Hub could not be reached"
         raise WeightsNotFoundError(
-            f"{where} is not in the local Hugging Face cache and {mode}. Either run once with network access "
-            f"(`hf download {repo_id} {filename} --revision {revision}`) so it lands in the cache "
-            f"({_cache_dir()}), or download the file anywhere and pass weights=PATH."
+            f"{where} is not in the local Hugging Face cache and {_why_not_fetched()}. Either run once with "
+            f"network access and downloads on (`{fetch}`) so it lands in the cache ({_cache_dir()}), or download "
+            "the file anywhere and pass weights=PATH."
             + (" The repository is gated: request access first." if gated else "")
         ) from err
     except RevisionNotFoundError as err:
         raise WeightsNotFoundError(f"revision {revision!r} does not exist in {repo_id}") from err
     except EntryNotFoundError as err:
-        raise WeightsNotFoundError(f"{repo_id}@{revision} has no file {filename!r}") from err
+        raise WeightsNotFoundError(f"{repo_id}@{revision} {no_entry}") from err
     except RepositoryNotFoundError as err:
         raise WeightsNotFoundError(
             f"repository {repo_id} was not found (or is private and you are not logged in: `hf auth login`)"
         ) from err
+
+
+def _why_not_fetched() -> str:
+    from huggingface_hub import constants
+
+    switch = offline_switch()
+    if switch:
+        return f"downloads are off ({switch})"
+    if constants.HF_HUB_OFFLINE:
+        return "huggingface_hub is in offline mode (HF_HUB_OFFLINE=1 was set when it was imported)"
+    return "the Hub could not be reached"
 
 
 def _cache_dir() -> str:
@@ -95,9 +135,10 @@ def url_file(source: WeightSource) -> Path:
     target = cache_root() / "weights" / source.filename
     if target.is_file():
         return target
-    if hub_offline() or os.environ.get("ENCODERZOO_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    switch = offline_switch()
+    if switch:
         raise WeightsNotFoundError(
-            f"{target} does not exist and downloads are off (offline). Download {source.url} and save it as "
+            f"{target} does not exist and downloads are off ({switch}). Download {source.url} and save it as "
             f"{target}, or pass weights=PATH."
         )
     try:

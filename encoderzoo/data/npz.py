@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write
-from ..download import DownloadError, download
+from ..download import DownloadError, download, offline_switch
 from ..errors import EncoderZooError
 from ..paths import cache_root, medmnist_root
 from .base import ImageDataset, Task, normalize_labels, task_from_labels
@@ -130,9 +130,10 @@ def open_medmnist(
     root = root or medmnist_root()
     path = root / medmnist_filename(name, size)
     if not path.is_file():
-        if not download or _offline():
+        switch = offline_switch() or ("" if download else "download=False")
+        if switch:
             raise DatasetNotFoundError(
-                f"{path} not found and downloads are off (offline). Put the official file there "
+                f"{path} not found and downloads are off ({switch}). Put the official file there "
                 f"(from {url}, md5 {md5}), set MEDMNIST_ROOT to the folder that holds it, or use npz:PATH for a "
                 "file in the same layout."
             )
@@ -156,11 +157,6 @@ def open_medmnist(
     meta = {"name": name, "size": size, "md5": actual, "official": official, "licence": info["license"], "url": url}
     spec = f"medmnist:{name}" + ("" if size == 28 else f"@{size}")
     return NpzDataset(path, spec=spec, task=task, label_names=label_names, info=meta)
-
-
-def _offline() -> bool:
-    flags = (os.environ.get(v, "").lower() for v in ("ENCODERZOO_OFFLINE", "HF_HUB_OFFLINE"))
-    return any(f in ("1", "true", "yes", "on") for f in flags)
 
 
 def file_md5(path: Path) -> str:
