@@ -203,5 +203,34 @@ def probe_command(
     typer.echo(text if format is OutputFormat.json else results_table(results))
 
 
+@app.command("push")
+def push_command(
+    folder: Path = typer.Argument(..., help="an adapted folder written by `encoderzoo adapt --out`"),
+    repo: str = typer.Option(..., "--repo", "-r", help="Hub model repository ORG/NAME (created when absent)"),
+    private: bool = typer.Option(False, "--private", help="create the repository private"),
+    revision: str = typer.Option("main", "--revision", help="branch to commit to (created from main when absent)"),
+    message: str | None = typer.Option(None, "--message", "-m", help="commit message"),
+) -> None:
+    """Push an adapted encoder (adapter, head, results, generated card; never base weights) to the Hub.
+
+    The token comes from HF_TOKEN or `hf auth login`; the base model's licence decides what may be pushed.
+    """
+    from .hub import push
+
+    try:
+        result = push(folder, repo, private=private, revision=revision, message=message)
+    except (EncoderZooError, ValueError, OSError) as err:
+        _fail(err)
+    if result.created_repo:
+        typer.echo(f"created {result.url}", err=True)
+    if not result.changed:
+        typer.echo(f"{repo}@{revision} is up to date ({len(result.unchanged)} files unchanged); no commit made")
+        return
+    typer.echo(f"pushed {len(result.uploaded)} file(s) to {repo}@{revision}: {', '.join(result.uploaded)}")
+    if result.deleted:
+        typer.echo(f"deleted stale file(s): {', '.join(result.deleted)}")
+    typer.echo(f"commit {result.commit}; load it with encoderzoo.load(\"hf-hub:{repo}@{result.commit}\")")
+
+
 if __name__ == "__main__":
     app()
