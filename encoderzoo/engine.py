@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
@@ -37,7 +38,7 @@ from .errors import EncoderZooError
 from .paths import cache_root
 from .transforms import as_nchw, pad_to_canvas
 
-CACHE_FORMAT = 1  # bump when the cache layout or preprocessing semantics change
+CACHE_FORMAT = 2  # bump when the cache layout or preprocessing semantics change
 Fit = Literal["resize", "pad"]
 
 
@@ -45,18 +46,32 @@ class NonFiniteEmbeddingError(EncoderZooError):
     """The encoder produced NaN or inf features."""
 
 
-def weights_fingerprint(module: torch.nn.Module, samples: int = 256) -> str:
-    """A cheap content hash of a module's weights: names, shapes, dtypes and a strided sample of values."""
-    digest = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        flat = tensor.detach().reshape(-1)
-        picked = flat[:: max(1, flat.numel() // samples)].to("cpu", torch.float32)
-        digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}".encode())
-        digest.update(picked.numpy().tobytes())
-    return digest.hexdigest()
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """sha256 over every entry of ``module.state_dict()``: name, shape, dtype and all of its bytes.
+
+    Each tensor's raw bytes are hashed in place (a byte view, no float copy; GPU tensors are copied to the host
+    once), several tensors at a time in threads (hashlib releases the GIL), and the per-tensor digests are
+    hashed in state-dict order. A change to any single value changes the fingerprint.
+    """
+    entries = [(name, tensor.detach()) for name, tensor in module.state_dict().items()]
+    workers = min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        digests = list(pool.map(_tensor_digest, (t for _, t in entries)))
+    top = hashlib.sha256()
+    for (name, tensor), digest in zip(entries, digests, strict=True):
+        top.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|{digest}\n".encode())
+    return top.hexdigest()
 
 
-def _provenance(encoder: Encoder, dataset: ImageDataset, split: str, fit: Fit) -> dict:
+def _tensor_digest(tensor: torch.Tensor) -> str:
+    flat = tensor.reshape(-1)
+    if flat.device.type != "cpu":
+        flat = flat.to("cpu")
+    flat = flat.contiguous()  # no copy when it already is
+    return hashlib.sha256(memoryview(flat.view(torch.uint8).numpy())).hexdigest()
+
+
+def _provenance(encoder: Encoder, dataset: ImageDataset, split: str, fit: Fit, fingerprint: str) -> dict:
     spec = encoder.spec.to_dict()
     spec.pop("tiny")
     return {
@@ -64,7 +79,7 @@ def _provenance(encoder: Encoder, dataset: ImageDataset, split: str, fit: Fit) -
         "encoder": encoder.spec.name,
         "encoder_spec": spec,
         "revision": encoder.spec.source.revision,
-        "weights_fingerprint": weights_fingerprint(encoder),
+        "weights_fingerprint": fingerprint,
         "pooling": encoder.spec.pooling,
         "preprocessing": {
             "transform": encoder.transform.extra_repr(),
@@ -108,15 +123,63 @@ def embed_dataset(
         compile: wrap the encoder in ``torch.compile`` first.
         autocast: bf16 autocast on CUDA.
     """
+    return embed_splits(
+        encoder,
+        dataset,
+        [split],
+        batch_size=batch_size,
+        fit=fit,
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+        chunk_size=chunk_size,
+        compile=compile,
+        autocast=autocast,
+        progress=progress,
+    )[split]
+
+
+def embed_splits(
+    encoder: Encoder,
+    dataset: ImageDataset | str,
+    splits: Sequence[str],
+    *,
+    batch_size: int | None = None,
+    fit: Fit = "resize",
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+    chunk_size: int = 4096,
+    compile: bool = False,
+    autocast: bool = True,
+    progress: bool = True,
+) -> dict[str, EmbeddingSet]:
+    """``embed_dataset`` for several splits, hashing the encoder's weights once (``weights_fingerprint`` reads
+    every weight byte: about a second per GB); arguments as for ``embed_dataset``."""
     if isinstance(dataset, str):
         dataset = open_dataset(dataset)
-    dataset.check_split(split)
+    for split in splits:
+        dataset.check_split(split)
     if fit not in ("resize", "pad"):
         raise ValueError(f"fit must be 'resize' or 'pad', got {fit!r}")
     if batch_size is None:
         batch_size = 128 if next(encoder.parameters()).device.type == "cuda" else 16
-    provenance = _provenance(encoder, dataset, split, fit)
-    runner = _Runner(encoder, dataset, split, batch_size, fit, compile, autocast)
+    fingerprint = weights_fingerprint(encoder)
+    out = {}
+    for split in splits:
+        provenance = _provenance(encoder, dataset, split, fit, fingerprint)
+        runner = _Runner(encoder, dataset, split, batch_size, fit, compile, autocast)
+        out[split] = _embed_split(runner, provenance, cache_dir, use_cache, chunk_size, progress)
+    return out
+
+
+def _embed_split(
+    runner: _Runner,
+    provenance: dict,
+    cache_dir: str | os.PathLike[str] | None,
+    use_cache: bool,
+    chunk_size: int,
+    progress: bool,
+) -> EmbeddingSet:
+    encoder, dataset, split = runner.encoder, runner.dataset, runner.split
     if not use_cache:
         kept, feats = runner.run(0, dataset.num_samples(split), progress)
         return _assemble(dataset, split, [(kept, feats)], provenance, runner.device_name)
@@ -133,12 +196,12 @@ def embed_dataset(
     mine = [i for i in range(len(starts)) if i % world == rank]
     todo = [i for i in mine if not (chunks_dir / f"{i:05d}.safetensors").is_file()]
     total = sum(min(chunk_size, n - starts[i]) for i in todo)
-    bar = _progress_bar(total, f"{encoder.spec.name} {dataset.spec} {split}", progress and rank == 0)
-    for i in todo:
-        kept, feats = runner.run(starts[i], min(n, starts[i] + chunk_size), False, bar)
-        chunk = {"kept": kept.contiguous(), "features": feats.contiguous()}
-        atomic_write(chunks_dir / f"{i:05d}.safetensors", lambda tmp, chunk=chunk: save_file(chunk, tmp))
-    bar.close()
+    # the bar is closed before any error propagates, so the error is printed on a line of its own
+    with _progress_bar(total, f"{encoder.spec.name} {dataset.spec} {split}", progress and rank == 0) as bar:
+        for i in todo:
+            kept, feats = runner.run(starts[i], min(n, starts[i] + chunk_size), False, bar)
+            chunk = {"kept": kept.contiguous(), "features": feats.contiguous()}
+            atomic_write(chunks_dir / f"{i:05d}.safetensors", lambda tmp, chunk=chunk: save_file(chunk, tmp))
     if world > 1:
         dist.barrier()
     if rank == 0:
@@ -205,18 +268,20 @@ class _Runner:
         bar = bar or _progress_bar(stop - start, f"{self.encoder.spec.name} {self.split}", progress)
         bounds = [(s, min(stop, s + self.batch_size)) for s in range(start, stop, self.batch_size)]
         kept, feats = [], []
-        with ThreadPoolExecutor(max_workers=1) as reader:
-            pending = reader.submit(self.dataset.read, self.split, *bounds[0]) if bounds else None
-            for k, (lo, hi) in enumerate(bounds):
-                images = pending.result()
-                if k + 1 < len(bounds):
-                    pending = reader.submit(self.dataset.read, self.split, *bounds[k + 1])
-                rows, out = self._embed_batch(images, lo, hi)
-                kept.append(rows)
-                feats.append(out)
-                bar.update(hi - lo)
-        if own_bar:
-            bar.close()
+        try:
+            with ThreadPoolExecutor(max_workers=1) as reader:
+                pending = reader.submit(self.dataset.read, self.split, *bounds[0]) if bounds else None
+                for k, (lo, hi) in enumerate(bounds):
+                    images = pending.result()
+                    if k + 1 < len(bounds):
+                        pending = reader.submit(self.dataset.read, self.split, *bounds[k + 1])
+                    rows, out = self._embed_batch(images, lo, hi)
+                    kept.append(rows)
+                    feats.append(out)
+                    bar.update(hi - lo)
+        finally:
+            if own_bar:  # closed before an error propagates, so it is printed on a line of its own
+                bar.close()
         width = self.encoder.spec.output_dim
         return (
             torch.cat(kept) if kept else torch.zeros(0, dtype=torch.int64),

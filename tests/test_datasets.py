@@ -81,6 +81,20 @@ def test_medmnist_official_md5_and_multilabel_chestmnist(tmp_path, monkeypatch):
     assert ds.describe()["medmnist"]["official"] is True
 
 
+def test_md5_memo_is_not_fooled_by_a_rewrite_with_size_and_mtime_restored(tmp_path):
+    """The md5 memo (which decides "official MedMNIST file") must rehash a file rewritten in place."""
+    import hashlib
+    import os
+
+    path = write_npz(tmp_path / "x.npz", seed=0)
+    before = path.stat()
+    assert file_md5(path) == hashlib.md5(path.read_bytes()).hexdigest()
+    write_npz(path, seed=1)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert file_md5(path) == hashlib.md5(path.read_bytes()).hexdigest()
+
+
 def test_unknown_medmnist_name_and_size(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="unknown 2D MedMNIST set 'bloodmnst'"):
         open_dataset("medmnist:bloodmnst")

@@ -3,6 +3,7 @@ torch.distributed (gloo, 2 processes) giving the single-process result."""
 
 from __future__ import annotations
 
+import os
 import socket
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch.multiprocessing as mp
 import encoderzoo
 from encoderzoo.data import open_dataset
 from encoderzoo.embeddings import EmbeddingSet
-from encoderzoo.engine import NonFiniteEmbeddingError, embed_dataset
+from encoderzoo.engine import NonFiniteEmbeddingError, embed_dataset, embed_splits, weights_fingerprint
 
 from .datasets_fixtures import write_npz, write_png
 
@@ -99,6 +100,110 @@ def test_changed_weights_or_data_never_reuse_the_cache(encoder, npz, tmp_path):
     changed_data = embed_dataset(encoder, open_dataset(f"npz:{npz}"), "val", cache_dir=cache)
     assert not torch.allclose(changed_encoder.features, changed_data.features)
     assert len(list(cache.iterdir())) == 3
+
+
+def _rewrite_keeping_size_and_mtime(path, write) -> None:
+    """Rewrite ``path`` with ``write(path)``, then restore its mtime, as a sync tool or ``touch -r`` would."""
+    before = path.stat()
+    write(path)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+
+def test_one_weight_off_the_old_sampling_stride_is_a_new_cache(encoder, npz, tmp_path):
+    """The old fingerprint hashed every (numel // 256)-th value; a change at flat index 1 of a 4096-value matrix
+    was invisible to it and the stale embeddings came back."""
+    cache = tmp_path / "c"
+    data = open_dataset(f"npz:{npz}")
+    before = embed_dataset(encoder, data, "val", cache_dir=cache)
+    weight = encoder.trunk.blocks[0].mlp.fc1.weight
+    assert weight.numel() // 256 > 1  # index 1 lies off the old stride
+    with torch.no_grad():
+        weight.view(-1)[1] += 1.0
+    after = embed_dataset(encoder, data, "val", cache_dir=cache)
+    assert after.metadata["weights_fingerprint"] != before.metadata["weights_fingerprint"]
+    assert torch.equal(after.features, embed_dataset(encoder, data, "val", use_cache=False).features)
+    assert not torch.equal(after.features, before.features) and len(list(cache.iterdir())) == 2
+
+
+def test_weights_fingerprint_sees_every_byte_in_every_dtype(encoder):
+    """Against an independent reference: sha256 of each tensor's bytes as numpy stores them."""
+    import hashlib
+
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        model = encoder.to(dtype)
+        reference = hashlib.sha256()
+        for name, tensor in model.state_dict().items():
+            raw = tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
+            reference.update(
+                f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|{hashlib.sha256(raw).hexdigest()}\n".encode()
+            )
+        assert weights_fingerprint(model) == reference.hexdigest()
+        first = weights_fingerprint(model)
+        with torch.no_grad():  # the smallest change a dtype allows, in the last value of the last tensor
+            last = list(model.parameters())[-1].view(-1)
+            last[-1] = torch.nextafter(last[-1], last[-1] + 1)
+        assert weights_fingerprint(model) != first
+
+
+def test_npz_rewritten_with_same_size_and_mtime_is_a_new_cache(encoder, npz, tmp_path):
+    cache = tmp_path / "c"
+    before = embed_dataset(encoder, open_dataset(f"npz:{npz}"), "val", cache_dir=cache)
+    _rewrite_keeping_size_and_mtime(npz, lambda p: write_npz(p, sizes=(45, 6, 9), shape=(28, 28), seed=99))
+    data = open_dataset(f"npz:{npz}")
+    after = embed_dataset(encoder, data, "val", cache_dir=cache)
+    assert torch.equal(after.features, embed_dataset(encoder, data, "val", use_cache=False).features)
+    assert not torch.allclose(after.features, before.features)
+
+
+def test_npz_edited_in_place_is_a_new_cache(encoder, npz, tmp_path):
+    """Bytes of the first val image overwritten inside the file (the zip CRC is now stale), mtime restored."""
+    cache = tmp_path / "c"
+    data = open_dataset(f"npz:{npz}")
+    before = embed_dataset(encoder, data, "val", cache_dir=cache)
+    member = data.members["val_images"]
+
+    def overwrite(path):
+        with open(path, "r+b") as fh:
+            fh.seek(member.offset)
+            inverted = bytes(255 - b for b in fh.read(member.row_bytes))  # image 0
+            fh.seek(member.offset)
+            fh.write(inverted)
+
+    _rewrite_keeping_size_and_mtime(npz, overwrite)
+    after = embed_dataset(encoder, open_dataset(f"npz:{npz}"), "val", cache_dir=cache)
+    assert not torch.allclose(after.features[0], before.features[0])
+    assert torch.equal(after.features[1:], before.features[1:])
+
+
+def test_folder_image_rewritten_with_same_size_and_mtime_is_a_new_cache(encoder, tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(3):  # BMP: uncompressed, so new pixels keep the file size
+        Image.fromarray(rng.integers(0, 256, (28, 28), np.uint8)).save(tmp_path / f"{i}.bmp")
+    (tmp_path / "labels.csv").write_text("path,split,label\n0.bmp,train,0\n1.bmp,train,1\n2.bmp,train,0\n")
+    cache = tmp_path / "c"
+    before = embed_dataset(encoder, open_dataset(f"folder:{tmp_path}"), "train", cache_dir=cache)
+    new_pixels = rng.integers(0, 256, (28, 28), np.uint8)
+    _rewrite_keeping_size_and_mtime(tmp_path / "1.bmp", lambda p: Image.fromarray(new_pixels).save(p))
+    after = embed_dataset(encoder, open_dataset(f"folder:{tmp_path}"), "train", cache_dir=cache)
+    assert not torch.allclose(after.features[1], before.features[1])
+    assert torch.equal(after.features[[0, 2]], before.features[[0, 2]])
+
+
+def test_embed_splits_hashes_the_weights_once(encoder, npz, tmp_path, monkeypatch):
+    import encoderzoo.engine as engine
+
+    calls = []
+    real = engine.weights_fingerprint
+    monkeypatch.setattr(engine, "weights_fingerprint", lambda m: calls.append(1) or real(m))
+    data = open_dataset(f"npz:{npz}")
+    sets = embed_splits(encoder, data, ["train", "val", "test"], cache_dir=tmp_path / "c")
+    assert len(calls) == 1
+    for split, result in sets.items():
+        assert torch.equal(result.features, embed_dataset(encoder, data, split, use_cache=False).features)
 
 
 def test_preprocessing_is_part_of_the_key(encoder, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -94,10 +95,16 @@ class NpzDataset(ImageDataset):
         return self.members[f"{split}_images"].read(start, stop)
 
     def fingerprint(self, split: str) -> str:
-        stat = self.path.stat()
-        labels = self.labels(split)
-        digest = hashlib.sha256(f"{self.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{split}".encode())
-        digest.update(np.ascontiguousarray(labels).tobytes())
+        """The file's identity and change time (``file_identity``), the zip CRC-32 and size of the split's
+        images and labels (the archive's own checksum of their bytes, read from its directory: free) and the
+        labels. Reading every pixel is not needed: rewriting the file changes its ctime, which no tool can set
+        back, and a re-saved array changes its CRC."""
+        digest = hashlib.sha256(f"{file_identity(self.path)}|{split}".encode())
+        with zipfile.ZipFile(self.path) as archive:
+            for member in (f"{split}_images.npy", f"{split}_labels.npy"):
+                info = archive.getinfo(member)
+                digest.update(f"|{member}:{info.CRC:08x}:{info.file_size}".encode())
+        digest.update(np.ascontiguousarray(self.labels(split)).tobytes())
         return digest.hexdigest()
 
     def describe(self) -> dict:
@@ -159,11 +166,21 @@ def open_medmnist(
     return NpzDataset(path, spec=spec, task=task, label_names=label_names, info=meta)
 
 
-def file_md5(path: Path) -> str:
-    """md5 of ``path``, remembered per (path, size, mtime) so 16 GB files are hashed once."""
+def file_identity(path: Path) -> str:
+    """Resolved path, size, mtime, ctime and inode of ``path``: changes whenever the file is rewritten.
+
+    ``touch``/``os.utime`` can restore a file's mtime but not its ctime, which the kernel sets to "now" on every
+    write (and on the ``utime`` call itself); a new inode means another file. Copies and ``chmod`` also change
+    it, which only costs a recomputation.
+    """
     stat = path.stat()
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|{stat.st_ino}"
+
+
+def file_md5(path: Path) -> str:
+    """md5 of ``path``, remembered per ``file_identity`` so 16 GB files are hashed once."""
     memo = cache_root() / "md5.json"
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    key = file_identity(path)
     known = json.loads(memo.read_text()) if memo.is_file() else {}
     if key not in known:
         known[key] = _md5(path)

@@ -101,8 +101,9 @@ def _stored_member(path: Path, info: zipfile.ZipInfo) -> RowFile:
 
 
 def _converted_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, cache_dir: Path) -> RowFile:
-    stat = path.stat()
-    tag = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{info.CRC}".encode()).hexdigest()[:16]
+    stat = path.stat()  # ctime and inode: a rewrite with size and mtime restored is still a new file
+    identity = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|{stat.st_ino}|{info.CRC}"
+    tag = hashlib.sha256(identity.encode()).hexdigest()[:16]
     target = cache_dir / f"{path.stem}-{tag}-{info.filename}"
     if not target.is_file():
 

@@ -115,13 +115,15 @@ class TableDataset(ImageDataset):
             raise
 
     def fingerprint(self, split: str) -> str:
+        """Labels plus, for every image, its path, size, mtime, ctime and inode (not its bytes: a split can be
+        hundreds of GB). Rewriting a file changes its ctime even when its size and mtime are restored."""
         table = self.tables[split]
         digest = hashlib.sha256(f"{self.spec}|{split}|{self.extra}".encode())
         digest.update(np.ascontiguousarray(np.nan_to_num(table.labels, nan=-7.0)).tobytes())
         for path in table.paths:
             try:
                 stat = path.stat()
-                digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+                digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|{stat.st_ino}\n".encode())
             except OSError:
                 digest.update(f"{path}|missing\n".encode())
         return digest.hexdigest()
