@@ -99,3 +99,82 @@ def open_clip_reference(spec: EncoderSpec, folder: Path):
     path = folder / "open_clip_pytorch_model.bin"
     torch.save(model.state_dict(), path)
     return model, path
+
+
+def natten_window_start(index: int, length: int, kernel_size: int, dilation: int) -> int:
+    """First key of a query's window along one axis, by NATTEN's rule (``get_window_start`` of its CPU kernels).
+
+    Written case by case as NATTEN states it (left border, right border with the ``length % dilation`` split,
+    interior), deliberately not as the dilation-group arithmetic ``encoderzoo`` uses, so the two can disagree.
+    """
+    half = kernel_size // 2
+    if dilation <= 1:
+        start = max(index - half, 0)
+        if index + half >= length:
+            start += length - index - half - 1
+        return start
+    if index - half * dilation < 0:
+        return index % dilation
+    if index + half * dilation >= length:
+        residue = index % dilation
+        full = (length // dilation) * dilation
+        extra = length - full
+        if residue < extra:
+            return length - extra + residue - 2 * half * dilation
+        return full + residue - kernel_size * dilation
+    return index - half * dilation
+
+
+def natten_bias_start(index: int, length: int, kernel_size: int, dilation: int) -> int:
+    """Row of the relative-position-bias table read by a query's first key (NATTEN's ``get_pb_start``)."""
+    half = kernel_size // 2
+    if dilation <= 1:
+        start = half
+        if index < half:
+            start += half - index
+        if index + half >= length:
+            start += length - index - 1 - half
+        return start
+    if index - half * dilation < 0:
+        return kernel_size - 1 - index // dilation
+    if index + half * dilation >= length:
+        return (length - index - 1) // dilation
+    return half
+
+
+def natten_reference_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    kernel_size: int,
+    dilation: int = 1,
+    rpb: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Independent oracle for 2D neighborhood attention: full attention over all ``H * W`` keys, masked.
+
+    ``q, k, v``: ``(B, heads, H, W, D)``, ``q`` already scaled. Key ``t`` of a query's window (per axis) is
+    ``natten_window_start + t * dilation`` and reads bias row ``natten_bias_start + t``, built in Python
+    loops, one position at a time; nothing is shared with ``encoderzoo.models.neighborhood_attention``.
+    """
+    B, heads, H, W, D = q.shape
+
+    def axis(length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        allowed = torch.zeros(length, length, dtype=torch.bool)
+        bias_row = torch.zeros(length, length, dtype=torch.long)
+        for i in range(length):
+            start = natten_window_start(i, length, kernel_size, dilation)
+            bias_start = natten_bias_start(i, length, kernel_size, dilation)
+            for t in range(kernel_size):
+                allowed[i, start + t * dilation] = True
+                bias_row[i, start + t * dilation] = bias_start + t
+        return allowed, bias_row
+
+    allowed_h, bias_h = axis(H)
+    allowed_w, bias_w = axis(W)
+    logits = torch.einsum("bnhwd,bnxyd->bnhwxy", q, k)  # query (h, w), key (x, y)
+    if rpb is not None:
+        logits = logits + rpb[:, bias_h[:, None, :, None], bias_w[None, :, None, :]].to(logits.device)
+    mask = (allowed_h[:, None, :, None] & allowed_w[None, :, None, :]).to(logits.device)
+    logits = logits.masked_fill(~mask, float("-inf"))
+    weights = logits.reshape(B, heads, H, W, H * W).softmax(-1).reshape(logits.shape)
+    return torch.einsum("bnhwxy,bnxyd->bnhwd", weights, v)
