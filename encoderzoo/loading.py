@@ -16,6 +16,7 @@ from .convert import convert
 from .encoder import Encoder
 from .errors import WeightsNotFoundError
 from .registry import get_spec
+from .resolution import at_image_size, fit_state_to_size
 from .spec import EncoderSpec
 from .weights import download_from_hub, read_state_dict, resolve_weight_file
 
@@ -33,6 +34,7 @@ def load(
     attention: str = "auto",
     weights: str | os.PathLike[str] | None = None,
     pretrained: bool = True,
+    image_size: int | None = None,
 ) -> Encoder:
     """Build an encoder and load its weights.
 
@@ -43,6 +45,10 @@ def load(
         attention: ``auto`` | ``sdpa`` | ``xformers`` | ``math``.
         weights: a local file in the entry's canonical source format, instead of fetching it.
         pretrained: ``False`` gives random weights, on request only; a failed load never does.
+        image_size: run at this input size instead of the spec's (``None``). ViT position embeddings are
+            resampled as each family's upstream does at inference (``encoderzoo.resolution``); a size that is
+            not a multiple of the patch size (or that the network's strides cannot take) is an ``ImageSizeError``.
+            ``encoder.spec.input_size`` is then ``image_size``, so it reaches caches, results and saved folders.
 
     Weights are fetched through huggingface_hub at the spec's revision (HF_HUB_OFFLINE and the local cache
     are honoured), converted into the timm module and loaded strictly.
@@ -52,12 +58,15 @@ def load(
         if weights is not None or not pretrained:
             raise ValueError(f"{name!r} carries its own weights; weights= and pretrained=False do not apply")
         spec, state, origin = _read_saved(name)
+        weights_size = spec.input_size  # saved weights are already at the saved spec's size
     else:
         spec = name if isinstance(name, EncoderSpec) else get_spec(name)
         state, origin = _read_canonical(spec, weights) if pretrained else (None, "")
-    encoder = Encoder(spec, attention=backend)
+        weights_size = spec.native_input_size or spec.input_size
+    target = at_image_size(spec, image_size)
+    encoder = Encoder(target, attention=backend)
     if state is not None:
-        encoder.load_converted(state, origin)
+        encoder.load_converted(fit_state_to_size(state, spec, weights_size, encoder.trunk), origin)
     return encoder.to(device=device, dtype=dtype).eval()
 
 

@@ -97,6 +97,9 @@ class EncoderSpec:
     """Facts a user must know (licence changes, protocol caveats), printed on the card."""
     tiny: Mapping[str, Any] = field(default_factory=dict)
     """Overrides that make a tiny random-weight copy of the same architecture, for offline tests."""
+    native_input_size: int | None = None
+    """Size the canonical weights were trained at, when ``input_size`` was changed by ``load(image_size=...)``
+    (``None``: ``input_size`` is native). Position embeddings are resampled from this size's grid."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch_kwargs", _frozen(self.arch_kwargs))
