@@ -1,0 +1,165 @@
+"""``adapt()``: fine-tune a zoo encoder on a dataset and leave a reloadable folder; ``encoderzoo adapt`` calls it."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ..atomic import atomic_write
+from ..data import open_dataset
+from ..engine import weights_fingerprint
+from ..evaluate import METRICS, device_name, versions
+from ..loading import load
+from ..probes import evaluate, summarize
+from .folder import CHECKPOINT_DIR, RESULTS_FILE, describe, save_adapted
+from .model import AdaptedEncoder, AdapterError, head_outputs
+from .training import SplitReader, TrainConfig, fit, predict_proba, stratified_subset
+
+
+def check_output_folder(out: Path, resume: bool) -> None:
+    """Refuse a non-empty folder unless resuming, and an unwritable one, before any work starts."""
+    if out.exists() and not out.is_dir():
+        raise AdapterError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not resume:
+        raise AdapterError(f"--out {out} exists and is not empty; choose a new folder, or pass --resume to continue")
+    target = out if out.is_dir() else next((p for p in out.parents if p.exists()), Path("."))
+    if not os.access(target, os.W_OK):
+        raise AdapterError(f"--out {out}: cannot write to {target} (permission denied)")
+
+
+def adapt(
+    encoder: str,
+    dataset: str,
+    method: str,
+    out: str | os.PathLike[str],
+    *,
+    method_config: Mapping[str, Any] | None = None,
+    config: TrainConfig | None = None,
+    device: str = "auto",
+    max_train: int | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Adapt ``encoder`` to ``dataset`` with ``method`` and write the adapted folder ``out``; returns results.json.
+
+    Args:
+        encoder: registry name, ``hf-hub:`` or ``local-dir:`` (a saved encoder) to start from.
+        dataset: a dataset spec with train, val and test splits (``encoderzoo.data.open_dataset``).
+        method: ``head``, ``lora``, ``vpt``, ``vpt-deep``, ``ace-hgnn`` or ``full``.
+        method_config: the method's settings (``LoraSettings``, ``PromptSettings``, ``AceSettings`` fields).
+        config: optimizer, schedule, early stopping (``TrainConfig``).
+        max_train: train on a class-stratified subset of this many training images (val and test stay whole).
+        weights: a local copy of the base's canonical weight file.
+        resume: continue the run checkpointed in ``out/checkpoints``.
+    """
+    config = config or TrainConfig()
+    out = Path(out)
+    check_output_folder(out, resume)
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    data = open_dataset(dataset)
+    missing = [s for s in ("train", "val", "test") if s not in data.splits]
+    if missing:
+        raise AdapterError(f"{dataset} lacks split(s) {missing}: adaptation early-stops on val and scores test")
+    torch.manual_seed(config.seed)
+    base = load(encoder, weights=weights)
+    fingerprint = weights_fingerprint(base)
+    model = AdaptedEncoder(base, method, method_config or {}, head_outputs(data.task, len(data.label_names)))
+    model.to(resolved)
+    labels = data.labels("train")
+    train_rows = stratified_subset(labels, max_train, config.seed) if max_train else np.arange(len(labels))
+    timings["load"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    record = fit(model, data, config, out / CHECKPOINT_DIR, train_indices=train_rows, resume=resume, progress=progress)
+    timings["train"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    test = SplitReader(data, "test", model, np.arange(data.num_samples("test")))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if resolved.startswith("cuda") else _null()
+    metrics = evaluate(
+        test.labels, predict_proba(model, test, data.task, config.eval_batch_size, autocast), data.label_names
+    )
+    timings["test"] = time.perf_counter() - start
+
+    trainable, total = model.parameter_counts()
+    meta = describe(
+        model,
+        base_name=encoder,
+        base_fingerprint=fingerprint,
+        task=data.task,
+        label_names=data.label_names,
+        dataset=dataset,
+    )
+    results = {
+        "encoder": model.spec.name,
+        "base_encoder": model.encoder.spec.name,
+        "revision": model.spec.source.revision,
+        "weights": model.spec.source.repo_id or model.spec.source.package,
+        "pooling": model.spec.pooling,
+        "image_size": model.spec.input_size,
+        "dataset": dataset,
+        "dataset_info": data.describe(),
+        "task": data.task,
+        "splits": {"train": int(len(train_rows)), "val": data.num_samples("val"), "test": data.num_samples("test")},
+        "protocol": {
+            "method": method,
+            "method_config": model.method_config,
+            "selection": f"early stopping on val {record['monitor']}; best epoch restored; test scored once",
+            "train_subset": None
+            if not max_train
+            else {"size": int(len(train_rows)), "stratified": True, "seed": config.seed, "of": int(len(labels))},
+        },
+        "seeds": [config.seed],
+        "probes": {
+            "adapted": {**{m: summarize([metrics[m]]) for m in METRICS}, "auroc_skipped": metrics["auroc_skipped"]}
+        },
+        "training": {
+            **record,
+            "trainable_params": trainable,
+            "total_params": total,
+            "trainable_fraction": trainable / total,
+        },
+        "versions": versions(),
+        "device": device_name(resolved),
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }
+    if rank == 0:
+        save_adapted(model, out, meta)
+        text = json.dumps(results, indent=2, default=_json_default)
+        atomic_write(out / RESULTS_FILE, lambda tmp: tmp.write_text(text + "\n"))
+        _write_card(out)
+    return results
+
+
+def _write_card(out: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("encoderzoo.adapted_card") is None:  # TODO(lead): drop once the card lands
+        return
+    from ..adapted_card import write_card
+
+    write_card(out)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _null():
+    from contextlib import nullcontext
+
+    return nullcontext()

@@ -1,0 +1,148 @@
+"""``AdaptedEncoder``: a zoo encoder with one adaptation method applied and a classification head.
+
+It behaves like an ``Encoder`` wherever the embedding engine and the probes use one (``spec``, ``transform``,
+``embed`` / ``forward`` -> embeddings, ``forward_tokens``), so ``embed_dataset`` and ``encoderzoo probe`` work on
+it unchanged; ``classify(pixels)`` gives the head's logits.
+
+Methods (``METHODS``):
+- ``head``: the encoder is frozen; only the linear head trains (the baseline).
+- ``lora``: peft LoRA on ``spec.lora_targets`` (``adapters.lora``).
+- ``vpt`` / ``vpt-deep``: visual prompt tuning, shallow or deep (``adapters.prompt``).
+- ``ace-hgnn``: the hypergraph context module of ACE-LoRA on the frozen final tokens (``adapters.ace_hgnn``);
+  for CLIP-style encoders (``pooling == "proj"``) every node is projected first, as ACE-LoRA does, so the
+  embedding keeps the encoder's output width.
+- ``full``: every encoder weight trains (the reference the cheap methods are measured against).
+
+Batch-norm layers of the encoder always stay in eval mode (their running statistics are frozen), whatever the
+method: small fine-tuning batches would otherwise overwrite ImageNet statistics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..encoder import Encoder, Tokens
+from ..errors import EncoderZooError
+from ..spec import EncoderSpec
+
+METHODS: tuple[str, ...] = ("head", "lora", "vpt", "vpt-deep", "ace-hgnn", "full")
+TASKS: tuple[str, ...] = ("binary", "multi-class", "multi-label")
+
+
+class AdapterError(EncoderZooError):
+    """An adapter cannot be built, trained, saved or loaded as asked."""
+
+
+def head_outputs(task: str, num_labels: int) -> int:
+    """Logits the head needs: one for binary (sigmoid), one per class or label otherwise."""
+    if task not in TASKS:
+        raise AdapterError(f"unknown task {task!r}; expected one of {TASKS}")
+    return 1 if task == "binary" else num_labels
+
+
+class AdaptedEncoder(nn.Module):
+    """``encoder`` adapted by ``method`` (configured by ``method_config``) with a linear head of ``num_outputs``.
+
+    The encoder is modified in place (its trunk may be wrapped by peft or by the prompt wrapper).
+    """
+
+    def __init__(self, encoder: Encoder, method: str, method_config: Mapping[str, Any], num_outputs: int) -> None:
+        super().__init__()
+        if method not in METHODS:
+            raise AdapterError(f"unknown adaptation method {method!r}; choose from {', '.join(METHODS)}")
+        self.encoder = encoder
+        self.method = method
+        self.spec: EncoderSpec = dataclasses.replace(encoder.spec, name=f"{encoder.spec.name}+{method}")
+        """The base's spec under the name ``BASE+METHOD`` (what probes and the embedding cache record)."""
+        self.method_config = dict(method_config)
+        self.ace: nn.Module | None = None
+        encoder.requires_grad_(method == "full")
+        if method == "lora":
+            from .lora import LoraSettings, add_lora
+
+            add_lora(encoder, LoraSettings(**_tuples(self.method_config)))
+        elif method in ("vpt", "vpt-deep"):
+            from .prompt import PromptSettings, add_prompts
+
+            add_prompts(encoder, PromptSettings(**self.method_config, deep=method == "vpt-deep"))
+        elif method == "ace-hgnn":
+            from .ace_hgnn import AceHgnn, AceSettings
+
+            self.ace = AceHgnn(encoder.spec.output_dim, AceSettings(**self.method_config))
+        self.head = nn.Linear(self.embed_dim, num_outputs)
+
+    @property
+    def transform(self) -> nn.Module:
+        return self.encoder.transform
+
+    @property
+    def embed_dim(self) -> int:
+        return self.encoder.spec.output_dim
+
+    def embed(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``(N, spec.output_dim)`` of the adapted encoder (what probes and the engine see)."""
+        if self.ace is None:
+            return self.encoder.embed(pixels)
+        from .ace_hgnn import ace_inputs
+
+        nodes, affinity = ace_inputs(self.encoder, pixels)
+        if self.encoder.proj is not None:
+            nodes = self.encoder.proj(nodes)
+        return self.ace(nodes, affinity)
+
+    forward = embed
+
+    def classify(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Head logits ``(N, num_outputs)``."""
+        return self.head(self.embed(pixels))
+
+    def forward_tokens(self, pixels: torch.Tensor) -> Tokens:
+        return self.encoder.forward_tokens(pixels)
+
+    def train(self, mode: bool = True) -> AdaptedEncoder:
+        super().train(mode)
+        for module in self.encoder.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+        return self
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """Every trainable tensor outside the head (prompts, ACE-HGNN, LoRA, or the whole encoder for ``full``)."""
+        return {
+            name: p.detach().cpu().contiguous()
+            for name, p in self.named_parameters()
+            if p.requires_grad and not name.startswith("head.")
+        }
+
+    def load_trainable_state(self, state: Mapping[str, torch.Tensor], origin: str) -> None:
+        """Load what ``trainable_state`` wrote, refusing any missing, unexpected or reshaped tensor."""
+        expected = {name: p for name, p in self.named_parameters() if p.requires_grad and not name.startswith("head.")}
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+        if missing or unexpected or wrong:
+            raise AdapterError(
+                f"{origin} does not fit a {self.method} adapter on {self.spec.name}: "
+                f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shapes {wrong[:5]}"
+            )
+        with torch.no_grad():
+            for name, tensor in state.items():
+                expected[name].copy_(tensor)
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """(trainable, total) parameter counts, the head included."""
+        params = list(self.parameters())
+        return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+    def extra_repr(self) -> str:
+        return f"method={self.method}, config={self.method_config}"
+
+
+def _tuples(config: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON lists back to the tuples the frozen settings dataclasses hold."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}

@@ -1,0 +1,277 @@
+"""The fine-tuning loop, the adapted folder and ``encoderzoo adapt``: reload, resume, NaN stop, base checks, DDP."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+import encoderzoo
+from encoderzoo.adapters import AdaptedEncoder, AdapterError, TrainConfig, TrainingDivergedError, adapt, training
+from encoderzoo.adapters.folder import load_adapted
+from encoderzoo.adapters.training import (
+    SplitReader,
+    augment,
+    crop_params,
+    make_loss,
+    predict_proba,
+    stratified_subset,
+)
+from encoderzoo.cli import app
+from encoderzoo.data import open_dataset
+from encoderzoo.probes import evaluate
+from tests.datasets_fixtures import write_npz
+
+SAMPLE = "sample:pneumoniamnist"
+
+
+@pytest.fixture(scope="module")
+def effnet_tiny():
+    """efficientnet-lite0 with its real ImageNet weights at 64 px: a cheap base that can learn something."""
+    spec = encoderzoo.get_spec("efficientnet-lite0").tiny_variant()
+    encoderzoo.register(spec)
+    yield spec.name
+    encoderzoo.unregister(spec.name)
+
+
+@pytest.fixture()
+def vit_base(tmp_path):
+    """A tiny random DINOv2 saved as a local-dir base (adapters name their base; random weights cannot be
+    re-fetched by name, a saved folder can)."""
+    spec = encoderzoo.get_spec("dinov2-small").tiny_variant()
+    return f"local-dir:{encoderzoo.save_pretrained(encoderzoo.load(spec, pretrained=False), tmp_path / 'base')}"
+
+
+@pytest.fixture()
+def npz(tmp_path):
+    return write_npz(tmp_path / "d.npz", sizes=(24, 9, 9), classes=3)
+
+
+def test_head_adapter_learns_and_reloads_to_the_same_test_metrics(effnet_tiny, tmp_path):
+    results = adapt(
+        effnet_tiny,
+        SAMPLE,
+        "head",
+        tmp_path / "out",
+        config=TrainConfig(epochs=2, lr=1e-2, batch_size=32),
+        progress=False,
+    )
+    test_acc = results["probes"]["adapted"]["accuracy"]["mean"]
+    assert test_acc > 0.75  # real weights on real chest X-rays; chance is 0.5 (measured 0.85 at 3 epochs)
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["probes"] == results["probes"]
+    model = encoderzoo.load(f"local-dir:{tmp_path / 'out'}")
+    assert isinstance(model, AdaptedEncoder)
+    data = open_dataset(SAMPLE)
+    reader = SplitReader(data, "test", model, np.arange(data.num_samples("test")))
+    from contextlib import nullcontext
+
+    reloaded = evaluate(reader.labels, predict_proba(model, reader, data.task, 64, nullcontext()), data.label_names)
+    assert reloaded["accuracy"] == test_acc
+    assert reloaded["auroc"] == results["probes"]["adapted"]["auroc"]["mean"]
+    meta = json.loads((tmp_path / "out" / "encoderzoo.json").read_text())
+    assert meta["kind"] == "adapted" and meta["method"] == "head" and meta["trainable_params"] == 1280 + 1
+
+
+def test_resume_after_a_kill_ends_like_an_uninterrupted_run(vit_base, npz, tmp_path, monkeypatch):
+    config = TrainConfig(epochs=3, lr=1e-2, batch_size=8, patience=5, augment=True)
+    whole = adapt(vit_base, f"npz:{npz}", "full", tmp_path / "whole", config=config, progress=False)
+
+    calls = {"n": 0}
+    real_evaluate = training.evaluate
+
+    def dies_in_epoch_two(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # killed after epoch 1's checkpoint, during epoch 2's validation
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        adapt(vit_base, f"npz:{npz}", "full", tmp_path / "resumed", config=config, progress=False)
+    saved = torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=True)
+    assert saved["state"]["epoch"] == 1
+    monkeypatch.setattr(training, "evaluate", real_evaluate)
+    with pytest.raises(AdapterError, match="--resume"):
+        adapt(vit_base, f"npz:{npz}", "full", tmp_path / "resumed", config=config, progress=False)
+    resumed = adapt(vit_base, f"npz:{npz}", "full", tmp_path / "resumed", config=config, resume=True, progress=False)
+    untimed = lambda history: [{k: v for k, v in e.items() if k != "seconds"} for e in history]  # noqa: E731
+    assert untimed(resumed["training"]["history"]) == untimed(whole["training"]["history"])
+    a = load_file(str(tmp_path / "whole" / "adapter.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "adapter.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_resume_with_other_settings_is_refused(vit_base, npz, tmp_path):
+    adapt(vit_base, f"npz:{npz}", "head", tmp_path / "o", config=TrainConfig(epochs=1), progress=False)
+    with pytest.raises(AdapterError, match="other settings"):
+        adapt(vit_base, f"npz:{npz}", "head", tmp_path / "o", config=TrainConfig(epochs=2, lr=0.5), resume=True)
+
+
+def test_nan_loss_stops_naming_the_batch_and_keeps_the_last_good_checkpoint(vit_base, npz, tmp_path, monkeypatch):
+    real = training._Classify.forward
+    calls = {"n": 0}
+
+    def nan_in_epoch_two(self, pixels):
+        calls["n"] += 1
+        out = real(self, pixels)
+        return out * float("nan") if calls["n"] > 3 else out  # 3 train steps per epoch (24 rows, batch 8)
+
+    monkeypatch.setattr(training._Classify, "forward", nan_in_epoch_two)
+    with pytest.raises(TrainingDivergedError, match=r"epoch 2, step 1 \(train rows \["):
+        adapt(vit_base, f"npz:{npz}", "head", tmp_path / "o", config=TrainConfig(epochs=3, batch_size=8))
+    saved = torch.load(tmp_path / "o" / "checkpoints" / "last.pt", weights_only=True)
+    assert saved["state"]["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in saved["trainable"].values())
+
+
+def test_an_adapter_refuses_another_base(vit_base, npz, tmp_path):
+    adapt(vit_base, f"npz:{npz}", "head", tmp_path / "o", config=TrainConfig(epochs=1), progress=False)
+    base_dir = Path(vit_base.removeprefix("local-dir:"))
+    other = encoderzoo.load(encoderzoo.get_spec("dinov2-small").tiny_variant(), pretrained=False)
+    with torch.no_grad():
+        other.trunk.blocks[0].attn.qkv.weight[3, 5] += 1.0  # one weight differs from the base it was trained on
+    encoderzoo.save_pretrained(other, base_dir)
+    with pytest.raises(AdapterError, match="not the ones the adapter"):
+        encoderzoo.load(f"local-dir:{tmp_path / 'o'}")
+    meta_path = tmp_path / "o" / "encoderzoo.json"
+    meta = json.loads(meta_path.read_text())
+    dinov3 = encoderzoo.save_pretrained(
+        encoderzoo.load(encoderzoo.get_spec("dinov3-small").tiny_variant(), pretrained=False), tmp_path / "v3"
+    )
+    meta["base"]["name"] = f"local-dir:{dinov3}"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(AdapterError, match="differs in"):
+        load_adapted(tmp_path / "o")
+
+
+def test_damaged_or_foreign_folders_are_clear_errors(vit_base, npz, tmp_path):
+    with pytest.raises(AdapterError, match="not written by `encoderzoo adapt`"):
+        load_adapted(tmp_path)
+    adapt(vit_base, f"npz:{npz}", "head", tmp_path / "o", config=TrainConfig(epochs=1), progress=False)
+    (tmp_path / "o" / "head.safetensors").write_bytes(b"\x00" * 7)
+    with pytest.raises(AdapterError, match="damaged"):
+        encoderzoo.load(f"local-dir:{tmp_path / 'o'}")
+
+
+def test_frozen_base_keeps_batch_norm_statistics(effnet_tiny):
+    model = AdaptedEncoder(encoderzoo.load(effnet_tiny), "full", {}, 2)
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items() if "running" in k}
+    model.train()
+    model.classify(torch.randn(4, 3, 64, 64)).sum().backward()
+    after = model.encoder.state_dict()
+    assert before and all(torch.equal(before[k], after[k]) for k in before)
+    assert any(p.grad is not None for p in model.encoder.parameters())
+
+
+def test_methods_train_only_their_parameters(vit_base):
+    head = AdaptedEncoder(encoderzoo.load(vit_base), "head", {}, 3)
+    trainable = [n for n, p in head.named_parameters() if p.requires_grad]
+    assert trainable == ["head.weight", "head.bias"]
+    full = AdaptedEncoder(encoderzoo.load(vit_base), "full", {}, 3)
+    assert all(p.requires_grad for p in full.parameters())
+    with pytest.raises(AdapterError, match="choose from"):
+        AdaptedEncoder(encoderzoo.load(vit_base), "qlora", {}, 3)
+
+
+def test_losses_match_hand_computations():
+    logits = torch.tensor([[0.3, -1.0], [2.0, 0.5], [-0.2, 0.1]])
+    labels = np.array([[1.0, np.nan], [0.0, 1.0], [np.nan, np.nan]], dtype=np.float32)
+    loss = make_loss("multi-label", labels, False)(logits, torch.from_numpy(labels))
+    by_hand = -(np.log(1 / (1 + np.exp(-0.3))) + np.log(1 - 1 / (1 + np.exp(-2.0))) + np.log(1 / (1 + np.exp(-0.5))))
+    assert loss.item() == pytest.approx(by_hand, rel=1e-6)
+
+    y = np.array([0, 0, 0, 1, 2, 2])
+    from sklearn.utils.class_weight import compute_class_weight
+
+    weights = compute_class_weight("balanced", classes=np.arange(3), y=y)
+    z = torch.randn(6, 3)
+    got = make_loss("multi-class", y, True)(z, torch.from_numpy(y))
+    per_sample = -torch.log_softmax(z, 1)[torch.arange(6), torch.from_numpy(y)] * torch.tensor(weights)[y]
+    # torch's weighted CE with reduction="sum" is the weighted sum; the loop divides by the sample count
+    assert got.item() == pytest.approx(per_sample.sum().item(), rel=1e-5)
+
+    yb = np.array([0, 0, 0, 1])
+    zb = torch.tensor([[0.4], [-0.3], [1.2], [0.1]])
+    got_b = make_loss("binary", yb, True)(zb, torch.from_numpy(yb))
+    p = torch.sigmoid(zb[:, 0])
+    hand_b = -(3.0 * torch.log(p[3]) + torch.log(1 - p[:3]).sum())  # pos_weight = negatives / positives = 3
+    assert got_b.item() == pytest.approx(hand_b.item(), rel=1e-5)
+
+
+def test_augmentation_is_seeded_and_the_identity_crop_is_exact():
+    x = torch.randn(3, 3, 16, 16)
+    identity = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(3, 2, 3)
+    torch.testing.assert_close(augment(x, identity), x, atol=1e-5, rtol=0)
+    flip = torch.tensor([[-1.0, 0, 0], [0, 1.0, 0]]).expand(3, 2, 3)
+    torch.testing.assert_close(augment(x, flip), x.flip(-1), atol=1e-5, rtol=0)
+    a = crop_params(8, torch.Generator().manual_seed(1))
+    assert torch.equal(a, crop_params(8, torch.Generator().manual_seed(1)))
+    assert not torch.equal(a, crop_params(8, torch.Generator().manual_seed(2)))
+    area = a[:, 0, 0].abs() * a[:, 1, 1]
+    assert ((area > 0.6 - 1e-6) & (area <= 1.0 + 1e-6)).all()
+
+
+def test_stratified_subset_keeps_class_shares():
+    labels = np.array([0] * 80 + [1] * 20)
+    picked = stratified_subset(labels, 10, seed=0)
+    assert len(picked) == 10 and np.bincount(labels[picked]).tolist() == [8, 2]
+    assert not np.array_equal(picked, stratified_subset(labels, 10, seed=1))
+
+
+def test_cli_adapt_then_probe_the_adapted_folder(effnet_tiny, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    args = ["adapt", "--encoder", effnet_tiny, "--dataset", SAMPLE, "--method", "head", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--epochs", "1", "--max-train", "64", "--lr", "0.01"])
+    assert result.exit_code == 0, result.output
+    assert "adapted" in result.stdout and "head, best epoch 1/1" in result.stdout
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["protocol"]["train_subset"] == {"size": 64, "stratified": True, "seed": 0, "of": 200}
+    again = runner.invoke(app, [*args, "--epochs", "1"])
+    assert again.exit_code == 2 and "not empty" in again.output
+    probe = runner.invoke(app, ["probe", "--encoder", f"local-dir:{out}", "--probes", "linear", "-f", "json"])
+    assert probe.exit_code == 0, probe.output
+    probed = json.loads(probe.stdout)
+    assert probed["encoder"] == f"{effnet_tiny}+head" and probed["probes"]["linear"]["accuracy"]["mean"] > 0.7
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, base, data, out):
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        config = TrainConfig(epochs=2, lr=1e-2, batch_size=8, augment=True)
+        adapt(base, f"npz:{data}", "full", out, config=config, progress=False)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_with_two_gloo_processes_equals_one_process(vit_base, npz, tmp_path):
+    mp.spawn(_ddp_worker, args=(2, _free_port(), vit_base, str(npz), str(tmp_path / "ddp")), nprocs=2, join=True)
+    config = TrainConfig(epochs=2, lr=1e-2, batch_size=8, augment=True)
+    single = adapt(vit_base, f"npz:{npz}", "full", tmp_path / "one", config=config, progress=False)
+    ddp = json.loads((tmp_path / "ddp" / "results.json").read_text())
+    for a, b in zip(single["training"]["history"], ddp["training"]["history"], strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["val_accuracy"] == b["val_accuracy"]
+    one = load_file(str(tmp_path / "one" / "adapter.safetensors"))
+    two = load_file(str(tmp_path / "ddp" / "adapter.safetensors"))
+    for key in one:
+        torch.testing.assert_close(one[key], two[key], atol=1e-5, rtol=1e-4)
