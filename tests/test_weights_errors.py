@@ -125,6 +125,44 @@ def test_checksum_mismatch(tmp_path, checkpoint):
         weights_mod.read_state_dict(checkpoint, expected_sha256="0" * 64)
 
 
+@pytest.fixture
+def cached_tiny_dinov2(empty_hub_cache, checkpoint):
+    """The tiny checkpoint placed in the Hugging Face cache at a pinned revision of a made-up repo."""
+    repo_id, commit = "encoderzoo-tests/tiny-dinov2", "89abcdef" * 5
+    snapshot = empty_hub_cache / f"models--{repo_id.replace('/', '--')}" / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    shutil.copy(checkpoint, snapshot / "model.safetensors")
+    return repo_id, commit
+
+
+def _register_with_sha256(name: str, repo_id: str, commit: str, sha256: str):
+    import dataclasses
+
+    source = dataclasses.replace(SPEC.source, repo_id=repo_id, revision=commit, sha256=sha256)
+    return encoderzoo.register(dataclasses.replace(SPEC, name=name, source=source), overwrite=True)
+
+
+def test_registered_sha256_is_enforced_by_load(cached_tiny_dinov2, checkpoint):
+    """``load(name)`` checks the file it fetched against ``spec.source.sha256``: a wrong checksum is refused
+    (nothing loaded, no random weights), the right one loads the file's weights."""
+    repo_id, commit = cached_tiny_dinov2
+    right = weights_mod.sha256_of(checkpoint)
+    try:
+        _register_with_sha256("sha-wrong", repo_id, commit, "0" * 64)
+        with pytest.raises(CorruptWeightsError, match=f"has sha256 {right}, expected {'0' * 64}"):
+            encoderzoo.load("sha-wrong")
+        _register_with_sha256("sha-right", repo_id, commit, right)
+        encoder = encoderzoo.load("sha-right")
+        expected = encoderzoo.load(SPEC, weights=checkpoint)
+        x = torch.randn(2, 3, 28, 28)
+        with torch.no_grad():
+            assert torch.equal(encoder.embed(x), expected.embed(x))
+    finally:
+        for name in ("sha-wrong", "sha-right"):
+            if name in encoderzoo.list_encoders():
+                encoderzoo.unregister(name)
+
+
 def _tampered(checkpoint, tmp_path, edit):
     from safetensors.torch import load_file
 
