@@ -50,6 +50,7 @@ CHEXPERT_LABELS = [
     "Support Devices",
 ]
 VAL_FRACTION = 0.1
+MISSING_SHOWN = 10  # missing files named in the error; the rest are counted
 _RESERVED = {"path", "split", "label", "label_name", "id", "patient_id"}
 
 
@@ -86,6 +87,26 @@ class TableDataset(ImageDataset):
         self.skip_corrupt = skip_corrupt
         self.extra = extra or {}
         self._pool = ThreadPoolExecutor(max_workers=threads)
+        if not skip_corrupt:
+            self._check_files_exist()
+
+    def _check_files_exist(self) -> None:
+        """Every listed file must exist before any work starts (one ``stat`` per file, in threads); the
+        error lists the missing ones. With ``skip_corrupt`` they are dropped and counted instead."""
+        paths = [(split, path) for split, table in self.tables.items() for path in table.paths]
+        chunks = [paths[i : i + 1024] for i in range(0, len(paths), 1024)]
+        found = self._pool.map(lambda chunk: [os.path.isfile(path) for _, path in chunk], chunks)
+        missing = [
+            entry for chunk, ok in zip(chunks, found, strict=True) for entry, o in zip(chunk, ok, strict=True) if not o
+        ]
+        if missing:
+            shown = "\n  ".join(f"{split}: {path}" for split, path in missing[:MISSING_SHOWN])
+            more = f"\n  ... and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
+            raise DatasetNotFoundError(
+                f"{self.spec}: {len(missing)} of the {len(paths)} listed image files do not exist:\n  {shown}{more}\n"
+                f"Fix those paths (relative to {self.root}) or remove their rows; or add ?skip_corrupt=1 to the "
+                "dataset spec to skip them (they are then listed in the embeddings' metadata['skipped'])."
+            )
 
     def num_samples(self, split: str) -> int:
         self.check_split(split)
