@@ -10,6 +10,7 @@ import typer
 
 from .atomic import atomic_write
 from .errors import EncoderZooError
+from .paths import check_writable
 from .registry import get_spec, list_encoders
 
 app = typer.Typer(help="Load, adapt and measure medical-imaging foundation encoders.", no_args_is_help=True)
@@ -130,6 +131,8 @@ def embed_command(
         _fail(ValueError(f"--dtype must be one of {list(_DTYPES)}"))
     resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     try:
+        if out:
+            check_writable(out, folder=True)  # before any work: a bad --out must not cost an embedding run
         model = load(encoder, device=resolved, dtype=getattr(torch, dtype), attention=attention, weights=weights)
         data = open_dataset(dataset)
         rows = []
@@ -185,6 +188,8 @@ def probe_command(
     from .evaluate import results_table, run_probes
 
     try:
+        if out:
+            check_writable(out, folder=False)  # before any work: a bad --out must not cost an embedding run
         results = run_probes(
             encoder,
             dataset,
@@ -199,7 +204,10 @@ def probe_command(
         _fail(err)
     text = json.dumps(results, indent=2)
     if out:
-        atomic_write(out, lambda tmp: tmp.write_text(text + "\n"))
+        try:
+            atomic_write(out, lambda tmp: tmp.write_text(text + "\n"))
+        except OSError as err:
+            _fail(err)
     typer.echo(text if format is OutputFormat.json else results_table(results))
 
 

@@ -18,7 +18,7 @@ import torch
 from . import __version__
 from .data import open_dataset
 from .embeddings import EmbeddingSet
-from .engine import embed_dataset
+from .engine import embed_splits
 from .loading import load
 from .probes import KNNProbe, LinearProbe, evaluate, evaluate_curation, few_shot, near_duplicates, summarize
 
@@ -95,10 +95,8 @@ def run_probes(
         raise ValueError(f"{dataset} lacks split(s) {missing}: probes choose hyperparameters on val and score test")
     timings["load"] = time.perf_counter() - start
     start = time.perf_counter()
-    sets = {
-        s: embed_dataset(model, data, s, batch_size=batch_size, fit=fit, progress=progress)  # type: ignore[arg-type]
-        for s in ("train", "val", "test")
-    }
+    splits = ("train", "val", "test")
+    sets = embed_splits(model, data, splits, batch_size=batch_size, fit=fit, progress=progress)  # type: ignore[arg-type]
     timings["embed"] = time.perf_counter() - start
     train, val, test = sets["train"], sets["val"], sets["test"]
     names = data.label_names
