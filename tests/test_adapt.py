@@ -251,27 +251,49 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+DDP_CONFIG = TrainConfig(epochs=2, lr=1e-2, batch_size=8, augment=True, grad_clip=0.0)
+
+
+def _train_full(base: str, data: str, out: Path) -> None:
+    """Fine-tune every weight; save the final weights and the last step's (unclipped) gradients."""
+    torch.manual_seed(0)
+    model = AdaptedEncoder(encoderzoo.load(base), "full", {}, 3)
+    record = training.fit(model, open_dataset(f"npz:{data}"), DDP_CONFIG, out / "ckpt", progress=False)
+    grads = {f"grad.{n}": p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+    weights = {n: p.detach().clone() for n, p in model.named_parameters()}
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save({"grads": grads, "weights": weights, "history": record["history"]}, out / f"rank{_rank()}.pt")
+
+
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
 def _ddp_worker(rank, world, port, base, data, out):
     import torch.distributed as dist
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
-        config = TrainConfig(epochs=2, lr=1e-2, batch_size=8, augment=True)
-        adapt(base, f"npz:{data}", "full", out, config=config, progress=False)
+        _train_full(base, data, Path(out))
     finally:
         dist.destroy_process_group()
 
 
 def test_ddp_with_two_gloo_processes_equals_one_process(vit_base, npz, tmp_path):
+    """Each rank takes half of every global batch; gradients, weights and history equal one process's."""
     mp.spawn(_ddp_worker, args=(2, _free_port(), vit_base, str(npz), str(tmp_path / "ddp")), nprocs=2, join=True)
-    config = TrainConfig(epochs=2, lr=1e-2, batch_size=8, augment=True)
-    single = adapt(vit_base, f"npz:{npz}", "full", tmp_path / "one", config=config, progress=False)
-    ddp = json.loads((tmp_path / "ddp" / "results.json").read_text())
-    for a, b in zip(single["training"]["history"], ddp["training"]["history"], strict=True):
-        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
-        assert a["val_accuracy"] == b["val_accuracy"]
-    one = load_file(str(tmp_path / "one" / "adapter.safetensors"))
-    two = load_file(str(tmp_path / "ddp" / "adapter.safetensors"))
-    for key in one:
-        torch.testing.assert_close(one[key], two[key], atol=1e-5, rtol=1e-4)
+    _train_full(vit_base, str(npz), tmp_path / "one")
+    one = torch.load(tmp_path / "one" / "rank0.pt", weights_only=True)
+    for rank in range(2):
+        ddp = torch.load(tmp_path / "ddp" / f"rank{rank}.pt", weights_only=True)
+        for a, b in zip(one["history"], ddp["history"], strict=True):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+            assert a["val_accuracy"] == b["val_accuracy"] and a["val_auroc"] == pytest.approx(b["val_auroc"])
+        assert one["grads"].keys() == ddp["grads"].keys() and len(one["grads"]) > 10
+        for key in one["grads"]:
+            torch.testing.assert_close(ddp["grads"][key], one["grads"][key], atol=1e-6, rtol=1e-4)
+        for key in one["weights"]:
+            torch.testing.assert_close(ddp["weights"][key], one["weights"][key], atol=1e-5, rtol=1e-4)
