@@ -10,6 +10,11 @@ by ``backend``:
 - ``xformers``: ``xformers.ops.memory_efficient_attention`` (CUDA only, optional extra);
 - ``math``: explicit softmax(q k^T / sqrt(d)) v, the reference the others are tested against;
 - ``auto``: ``sdpa``. A committed GPU benchmark (benchmarks/) decides whether that changes.
+
+Every forward here calls its projection modules (``self.qkv(x)``, ``self.proj(x)`` ...), never their
+``.weight`` through ``F.linear``: LoRA (peft) wraps those modules, and reading the weight directly would
+silently bypass the adapter. timm's own ``EvaAttention`` does read ``qkv.weight`` when it has separate
+q/v biases; ``ZooEvaAttention`` adds those biases after calling the module instead.
 """
 
 from __future__ import annotations
@@ -108,8 +113,10 @@ class ZooEvaAttention(_Kernel, EvaAttention):
             raise AttentionBackendError("encoderzoo attention takes no masks: encoders attend to every token")
         B, N, C = x.shape
         if self.qkv is not None:
-            bias = None if self.q_bias is None else torch.cat((self.q_bias, self.k_bias, self.v_bias))
-            qkv = F.linear(x, self.qkv.weight, bias if bias is not None else self.qkv.bias)
+            # call the module (never F.linear on self.qkv.weight): a peft-wrapped qkv must see its input
+            qkv = self.qkv(x)
+            if self.q_bias is not None:
+                qkv = qkv + torch.cat((self.q_bias, self.k_bias, self.v_bias))
             q, k, v = qkv.reshape(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         else:
             q, k, v = (

@@ -40,3 +40,7 @@ class AttentionBackendError(EncoderZooError):
 
 class InputError(EncoderZooError, ValueError):
     """Images given to an encoder have the wrong shape, channels or dtype."""
+
+
+class UnsupportedAdapterError(EncoderZooError):
+    """The encoder cannot take this adaptation method; the message lists the methods it does support."""
