@@ -52,6 +52,9 @@ class Preprocess(nn.Module):
         self.interpolation = spec.interpolation
         self.antialias = spec.antialias and spec.interpolation in ("bilinear", "bicubic")
         self.resize_mode = spec.resize_mode
+        # checkpoints published for transformers were evaluated with its image processors, the others with
+        # torchvision-based transforms (timm, open_clip): they centre-crop odd margins differently
+        self.crop_rounding = "floor" if spec.source.format.startswith("hf-") else "round"
         self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
@@ -80,21 +83,42 @@ class Preprocess(nn.Module):
 
     def _resize(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        if self.resize_mode == "shortest_crop":
-            scale = self.size / min(h, w)
-            target = (max(self.size, round(h * scale)), max(self.size, round(w * scale)))
-        else:
-            target = (self.size, self.size)
+        target = shortest_edge_size(h, w, self.size) if self.resize_mode == "shortest_crop" else (self.size, self.size)
         if (h, w) != target:
             align = False if self.interpolation in ("bilinear", "bicubic") else None
             x = F.interpolate(x, size=target, mode=self.interpolation, align_corners=align, antialias=self.antialias)
         if self.resize_mode == "shortest_crop":
-            top = (x.shape[-2] - self.size) // 2
-            left = (x.shape[-1] - self.size) // 2
+            top = centre_crop_offset(x.shape[-2], self.size, self.crop_rounding)
+            left = centre_crop_offset(x.shape[-1], self.size, self.crop_rounding)
             x = x[..., top : top + self.size, left : left + self.size]
         if self.interpolation == "bicubic":
             x = x.clamp(0.0, 1.0)
         return x
+
+
+def shortest_edge_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """Size after resizing the shorter edge to ``size``, keeping the aspect ratio.
+
+    The longer edge is ``int(size * long / short)``, truncated, not rounded: the rule of torchvision's
+    ``Resize(int)``, which timm's and open_clip's eval transforms and Hugging Face's image processors
+    (``shortest_edge``) all apply. Rounding instead shifts every column by up to half a pixel on non-square
+    images (measured: mean 2/255, max 34/255 on scikit-image's 300x451 ``chelsea`` at 518 px).
+    """
+    if height <= width:
+        return size, int(size * width / height)
+    return int(size * height / width), size
+
+
+def centre_crop_offset(length: int, size: int, rounding: str = "round") -> int:
+    """Start of a centred ``size`` window in ``length`` when ``length - size`` is odd, as upstream does it.
+
+    ``round``: ``int(round((length - size) / 2))`` (halves to even), torchvision's ``center_crop``, which timm's
+    and open_clip's eval transforms use. ``floor``: ``(length - size) // 2``, Hugging Face's image processors
+    (``BitImageProcessor`` for RAD-DINO). The two differ by one pixel in half of the odd cases.
+    """
+    if rounding == "floor":
+        return (length - size) // 2
+    return int(round((length - size) / 2.0))
 
 
 def pad_to_canvas(images: torch.Tensor, size: int) -> torch.Tensor:
