@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import timm
@@ -11,6 +12,9 @@ from torch import nn
 from .attention import set_attention
 from .errors import InputError, StateDictMismatchError
 from .spec import EncoderSpec
+from .text import api as text_api
+from .text.tokenizer import TextTokenizer, TokenizerSource
+from .text.towers import build_text_tower, set_text_attention
 from .transforms import Preprocess
 
 _TIMM_POOL = {"cls": "token", "mean": "avg", "pooler": "map", "proj": "token"}
@@ -41,20 +45,32 @@ class Encoder(nn.Module):
     - ``forward_tokens(pixels)``: ``Tokens(prefix, patches)``.
 
     ``pixels`` is the output of ``transform``: float ``(N, 3, S, S)``, normalized, ``S = spec.input_size``.
+
+    Image-text entries built with ``text=True`` (``load(name, text=True)``) also have ``encode_text``,
+    ``tokenize`` and ``similarity``; their text tower is ``self.text`` (state-dict keys ``text.*``).
     """
 
-    def __init__(self, spec: EncoderSpec, attention: str = "sdpa") -> None:
+    def __init__(self, spec: EncoderSpec, attention: str = "sdpa", text: bool = False) -> None:
         super().__init__()
         self.spec = spec
         self.trunk = build_trunk(spec)
         self.proj = nn.Linear(spec.embed_dim, spec.proj_dim, bias=False) if spec.pooling == "proj" else None
+        self.text = build_text_tower(spec) if text else None
+        self.tokenizer_source: TokenizerSource | None = None
+        """Where ``tokenize`` reads its files (``None``: the spec's pinned tokenizer repository)."""
+        self._tokenizer: TextTokenizer | None = None
         self.transform = Preprocess(spec)
         self.attention = attention
-        set_attention(self.trunk, attention)
+        self.set_attention(attention)
 
     def set_attention(self, backend: str) -> None:
-        """Switch the attention kernel (``sdpa``, ``xformers``, ``math``; already resolved)."""
+        """Switch the attention kernel (``sdpa``, ``xformers``, ``math``; already resolved).
+
+        The text tower (masked attention) runs ``math`` for ``math`` and PyTorch SDPA otherwise.
+        """
         set_attention(self.trunk, backend)
+        if self.text is not None:
+            set_text_attention(self.text, backend)
         self.attention = backend
 
     def _check_pixels(self, pixels: torch.Tensor) -> None:
@@ -90,6 +106,18 @@ class Encoder(nn.Module):
         npt = self.spec.num_prefix_tokens
         return Tokens(feats[:, :npt], feats[:, npt:])
 
+    def tokenize(self, texts: str | Sequence[str]) -> torch.Tensor:
+        """Token ids ``(N, context_length)`` the way the text tower was trained (padded to the full length)."""
+        return text_api.tokenizer_of(self)(texts)
+
+    def encode_text(self, texts: str | Sequence[str] | torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """Text embeddings ``(N, D)`` from strings or token ids; unnormalized unless ``normalize`` (as upstream)."""
+        return text_api.encode_text(self, texts, normalize)
+
+    def similarity(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+        """Image-text logits ``(N_images, N_texts)`` with the model's own logit scale (and SigLIP's bias)."""
+        return text_api.similarity(self, image_emb, text_emb)
+
     def load_converted(self, state: dict[str, torch.Tensor], origin: str) -> None:
         """Strictly load an Encoder-layout state dict; any mismatch raises ``StateDictMismatchError``."""
         expected = self.state_dict()
@@ -111,7 +139,8 @@ class Encoder(nn.Module):
         self.load_state_dict(state, strict=True)
 
     def extra_repr(self) -> str:
-        return f"name={self.spec.name}, pooling={self.spec.pooling}, attention={self.attention}"
+        text = f", text={self.spec.text.architecture}" if self.text is not None and self.spec.text else ""
+        return f"name={self.spec.name}, pooling={self.spec.pooling}, attention={self.attention}{text}"
 
 
 def _listing(title: str, items: list[str], limit: int = 8) -> str:

@@ -18,6 +18,10 @@ from .errors import WeightsNotFoundError
 from .registry import get_spec
 from .resolution import at_image_size, fit_state_to_size
 from .spec import EncoderSpec
+from .text.api import tokenizer_of
+from .text.attach import canonical_text, saved_text_state, tokenizer_source
+from .text.convert import convert_text
+from .text.tokenizer import SAVED_SUBFOLDER
 from .weights import download_from_hub, read_state_dict, resolve_weight_file
 
 SPEC_FILE = "encoderzoo.json"
@@ -35,6 +39,8 @@ def load(
     weights: str | os.PathLike[str] | None = None,
     pretrained: bool = True,
     image_size: int | None = None,
+    text: bool | None = None,
+    tokenizer: str | os.PathLike[str] | None = None,
 ) -> Encoder:
     """Build an encoder and load its weights.
 
@@ -49,6 +55,11 @@ def load(
             resampled as each family's upstream does at inference (``encoderzoo.resolution``); a size that is
             not a multiple of the patch size (or that the network's strides cannot take) is an ``ImageSizeError``.
             ``encoder.spec.input_size`` is then ``image_size``, so it reaches caches, results and saved folders.
+        text: image-text entries (biomedclip, medsiglip-448): ``True`` also loads the text tower from the same
+            checkpoint (``encode_text``, ``similarity``); ``None`` (default) loads it only where a saved encoder
+            folder holds one; ``False`` never. ``True`` on an image-only entry is a ``NoTextTowerError``.
+        tokenizer: a local folder with the tokenizer files, instead of fetching them from the spec's pinned
+            tokenizer repository (read on the first ``tokenize`` / ``encode_text`` call).
 
     Weights are fetched through huggingface_hub at the spec's revision (HF_HUB_OFFLINE and the local cache
     are honoured), converted into the timm module and loaded strictly.
@@ -58,25 +69,36 @@ def load(
         if weights is not None or not pretrained:
             raise ValueError(f"{name!r} carries its own weights; weights= and pretrained=False do not apply")
         spec, state, origin = _read_saved(name)
+        with_text, state = saved_text_state(spec, state, text, origin)
         weights_size = spec.input_size  # saved weights are already at the saved spec's size
     else:
         spec = name if isinstance(name, EncoderSpec) else get_spec(name)
-        state, origin = _read_canonical(spec, weights) if pretrained else (None, "")
+        with_text = canonical_text(spec, text)
+        state, origin = _read_canonical(spec, weights, with_text) if pretrained else (None, "")
         weights_size = spec.native_input_size or spec.input_size
     target = at_image_size(spec, image_size)
-    encoder = Encoder(target, attention=backend)
+    encoder = Encoder(target, attention=backend, text=with_text)
+    if with_text:
+        encoder.tokenizer_source = tokenizer_source(name, spec, tokenizer)
+    elif tokenizer is not None:
+        raise ValueError("tokenizer= applies to encoders loaded with their text tower (text=True)")
     if state is not None:
         encoder.load_converted(fit_state_to_size(state, spec, weights_size, encoder.trunk), origin)
     return encoder.to(device=device, dtype=dtype).eval()
 
 
-def _read_canonical(spec: EncoderSpec, weights: str | os.PathLike[str] | None) -> tuple[dict, str]:
+def _read_canonical(
+    spec: EncoderSpec, weights: str | os.PathLike[str] | None, text: bool = False
+) -> tuple[dict, str]:
     if weights is not None:
         path, checksum = Path(weights), None
     else:
         path, checksum = resolve_weight_file(spec), spec.source.sha256
     state = read_state_dict(path, expected_sha256=checksum)
-    return convert(state, spec), str(path)
+    converted = convert(state, spec)
+    if text:  # the text tower lives in the same canonical file
+        converted.update(convert_text(state, spec))
+    return converted, str(path)
 
 
 def _read_saved(name: str) -> tuple[EncoderSpec, dict, str]:
@@ -97,11 +119,15 @@ def save_pretrained(encoder: Encoder, folder: str | os.PathLike[str]) -> Path:
     """Write ``encoderzoo.json`` + ``model.safetensors`` so ``load("local-dir:FOLDER")`` rebuilds the encoder.
 
     Each file is written to a temporary name and renamed, so a crash never leaves a half-written file.
+    An encoder with a text tower also gets a byte-for-byte copy of its tokenizer files in ``FOLDER/tokenizer``.
     """
     folder = Path(folder)
+    text_tokenizer = tokenizer_of(encoder) if encoder.text is not None else None  # fails before anything is written
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in encoder.state_dict().items()}
     meta = {"format_version": 1, "encoderzoo_version": __version__, "spec": encoder.spec.to_dict()}
     atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata={"encoder": encoder.spec.name}))
+    if text_tokenizer is not None:
+        text_tokenizer.save(folder / SAVED_SUBFOLDER)
     atomic_write(folder / SPEC_FILE, lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
     return folder

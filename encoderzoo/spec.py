@@ -56,6 +56,45 @@ class WeightSource:
         return len(self.revision) == 40 and all(c in "0123456789abcdef" for c in self.revision)
 
 
+@dataclass(frozen=True)
+class TextSpec:
+    """The text tower of an image-text entry: architecture, tokenizer, and how image-text logits are formed.
+
+    ``bert``: a BERT encoder pooled on its first token ([CLS]) of the last hidden state, then open_clip's
+    projection (BiomedCLIP: ``HFTextEncoder`` with ``cls_last_hidden_state_pooler`` and an ``mlp`` projection);
+    padding tokens are masked. ``siglip``: SigLIP's text transformer pooled on the last position, then a linear
+    head (MedSigLIP); no padding mask, as SigLIP was trained (its pad token is its end-of-text token).
+    """
+
+    architecture: Literal["bert", "siglip"]
+    tokenizer_repo: str
+    """Hub repository holding the tokenizer files (open_clip's ``hf_tokenizer_name`` for BiomedCLIP)."""
+    context_length: int
+    """Token sequence length: every text is padded (``max_length``) or truncated to it."""
+    vocab_size: int
+    width: int
+    depth: int
+    heads: int
+    mlp_dim: int
+    max_positions: int
+    embed_dim: int
+    """Width of the text embedding; equals the image embedding's width."""
+    tokenizer_revision: str = "main"
+    proj: Literal["mlp", "linear"] = "linear"
+    """``mlp``: Linear(width, (width+embed)//2) - GELU - Linear(.., embed), no biases (open_clip ``hf_proj_type``);
+    ``linear``: one biased linear layer (SigLIP's ``head``)."""
+    act: Literal["gelu", "gelu_tanh"] = "gelu"
+    norm_eps: float = 1e-12
+    type_vocab_size: int = 2
+    """BERT token-type embeddings (all texts use type 0)."""
+    pad_token_id: int | None = 0
+    """Attention ignores tokens with this id (``None``: nothing is masked)."""
+    logits: Literal["softmax", "sigmoid"] = "softmax"
+    """``softmax``: CLIP, ``exp(logit_scale) * cos``; ``sigmoid``: SigLIP, ``exp(logit_scale) * cos + logit_bias``."""
+    text_cleaning: Literal["whitespace", "none"] = "none"
+    """``whitespace``: html-unescape and collapse whitespace before tokenizing (open_clip ``HFTokenizer``)."""
+
+
 @dataclass(frozen=True, eq=False)
 class EncoderSpec:
     """Everything needed to build, load, preprocess for, pool and document one encoder."""
@@ -100,6 +139,8 @@ class EncoderSpec:
     native_input_size: int | None = None
     """Size the canonical weights were trained at, when ``input_size`` was changed by ``load(image_size=...)``
     (``None``: ``input_size`` is native). Position embeddings are resampled from this size's grid."""
+    text: TextSpec | None = None
+    """The text tower of image-text entries (BiomedCLIP, MedSigLIP); ``None`` for image-only encoders."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch_kwargs", _frozen(self.arch_kwargs))
@@ -120,6 +161,11 @@ class EncoderSpec:
             raise ValueError(f"{self.name} has no tiny variant")
         overrides = dict(self.tiny)
         arch_kwargs = {**self.arch_kwargs, **overrides.pop("arch_kwargs", {})}
+        text_overrides = overrides.pop("text", None)
+        if text_overrides:
+            if self.text is None:
+                raise ValueError(f"{self.name}: tiny text overrides for an image-only spec")
+            overrides["text"] = dataclasses.replace(self.text, **text_overrides)
         return dataclasses.replace(self, name=f"{self.name}-tiny", arch_kwargs=arch_kwargs, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,7 +173,7 @@ class EncoderSpec:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, WeightSource):
+            if isinstance(value, (WeightSource, TextSpec)):
                 value = dataclasses.asdict(value)
             elif isinstance(value, Mapping):
                 value = dict(value)
@@ -140,6 +186,8 @@ class EncoderSpec:
     def from_dict(cls, data: Mapping[str, Any]) -> EncoderSpec:
         data = dict(data)
         data["source"] = WeightSource(**data["source"])
+        if data.get("text") is not None:
+            data["text"] = TextSpec(**data["text"])
         for key in ("mean", "std", "lora_targets", "domains", "notes"):
             if key in data:
                 data[key] = tuple(data[key])

@@ -6,7 +6,7 @@ model card of that entry says so. Pin one with ``register(dataclasses.replace(sp
 
 from __future__ import annotations
 
-from .spec import EncoderSpec, WeightSource
+from .spec import EncoderSpec, TextSpec, WeightSource
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -211,10 +211,30 @@ ZOO: tuple[EncoderSpec, ...] = (
             "SigLIP's MLPs use tanh-approximated GELU (transformers' gelu_pytorch_tanh); timm's SigLIP definitions "
             "default to exact GELU, which shifts outputs by ~1e-4: we build with act_layer='gelu_tanh'.",
         ),
+        # the text tower of the same SiglipModel checkpoint (SigLIP so400m text transformer; sizes not yet
+        # checked against the gated repository's config.json: the strict load names any mismatch)
+        text=TextSpec(
+            architecture="siglip",
+            tokenizer_repo="google/medsiglip-448",
+            context_length=64,
+            vocab_size=32000,
+            width=1152,
+            depth=27,
+            heads=16,
+            mlp_dim=4304,
+            max_positions=64,
+            embed_dim=1152,
+            proj="linear",
+            act="gelu_tanh",
+            norm_eps=1e-6,
+            pad_token_id=None,
+            logits="sigmoid",
+        ),
         tiny={
             "arch_kwargs": {"img_size": 28, "embed_dim": 32, "depth": 2, "num_heads": 2, "mlp_ratio": 2.0},
             "input_size": 28,
             "embed_dim": 32,
+            "text": {"vocab_size": 128, "width": 32, "depth": 1, "heads": 2, "mlp_dim": 64, "embed_dim": 32},
         },
     ),
     EncoderSpec(
@@ -250,7 +270,41 @@ ZOO: tuple[EncoderSpec, ...] = (
             "open_clip loads it only as `hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224`; "
             "we read the same file and keep the vision tower (timm ViT-B/16 + 512-d linear projection).",
         ),
-        tiny={"architecture": "vit_tiny_patch16_224", "embed_dim": 192, "proj_dim": 32},
+        # open_clip_config.json: hf_model_name = hf_tokenizer_name = BiomedBERT (abstract, uncased),
+        # hf_pooler_type cls_last_hidden_state_pooler, hf_proj_type mlp, context_length 256, embed_dim 512
+        text=TextSpec(
+            architecture="bert",
+            tokenizer_repo="microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract",
+            context_length=256,
+            vocab_size=30522,
+            width=768,
+            depth=12,
+            heads=12,
+            mlp_dim=3072,
+            max_positions=512,
+            embed_dim=512,
+            proj="mlp",
+            act="gelu",
+            norm_eps=1e-12,
+            pad_token_id=0,
+            logits="softmax",
+            text_cleaning="whitespace",
+        ),
+        tiny={
+            "architecture": "vit_tiny_patch16_224",
+            "embed_dim": 192,
+            "proj_dim": 32,
+            "text": {
+                "vocab_size": 256,
+                "width": 32,
+                "depth": 2,
+                "heads": 2,
+                "mlp_dim": 64,
+                "max_positions": 64,
+                "context_length": 16,
+                "embed_dim": 32,
+            },
+        },
     ),
     EncoderSpec(
         name="efficientnet-lite0",

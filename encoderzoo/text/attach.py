@@ -1,0 +1,57 @@
+"""How ``encoderzoo.load`` decides on, reads and wires up a text tower (kept out of ``loading.py``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..spec import EncoderSpec
+from .errors import NoTextTowerError
+from .tokenizer import SAVED_SUBFOLDER, TokenizerSource
+
+HF_HUB_PREFIX = "hf-hub:"
+LOCAL_DIR_PREFIX = "local-dir:"
+
+
+def canonical_text(spec: EncoderSpec, text: bool | None) -> bool:
+    """Whether to build the text tower for a registry entry: only on request (``text=True``)."""
+    if text and spec.text is None:
+        raise NoTextTowerError(
+            f"{spec.name} is an image-only encoder: it has no text tower, so text=True cannot apply. "
+            "Image-text entries: biomedclip, medsiglip-448."
+        )
+    return bool(text)
+
+
+def saved_text_state(
+    spec: EncoderSpec, state: dict[str, torch.Tensor], text: bool | None, origin: str
+) -> tuple[bool, dict[str, torch.Tensor]]:
+    """For a saved encoder: keep its text tower when it has one (``text=None``), require it (``True``), or drop
+    it (``False``)."""
+    has_text = any(k.startswith("text.") for k in state)
+    if text and not has_text:
+        raise NoTextTowerError(
+            f"{origin} holds no text tower: it was saved from an encoder loaded without text=True"
+            if spec.text is not None
+            else f"{spec.name} is an image-only encoder: it has no text tower"
+        )
+    if text is False and has_text:
+        state = {k: v for k, v in state.items() if not k.startswith("text.")}
+    return (has_text if text is None else bool(text)), state
+
+
+def tokenizer_source(
+    name: str | EncoderSpec, spec: EncoderSpec, tokenizer: str | os.PathLike[str] | None
+) -> TokenizerSource:
+    """``tokenizer=FOLDER`` when given; the tokenizer saved next to a ``local-dir:`` / ``hf-hub:`` encoder;
+    else the spec's pinned tokenizer repository."""
+    if tokenizer is not None:
+        return TokenizerSource(local_dir=Path(tokenizer).expanduser())
+    if isinstance(name, str) and name.startswith(LOCAL_DIR_PREFIX):
+        return TokenizerSource(local_dir=Path(name.removeprefix(LOCAL_DIR_PREFIX)).expanduser() / SAVED_SUBFOLDER)
+    if isinstance(name, str) and name.startswith(HF_HUB_PREFIX):
+        repo, _, revision = name.removeprefix(HF_HUB_PREFIX).partition("@")
+        return TokenizerSource(repo_id=repo, revision=revision or "main", subfolder=SAVED_SUBFOLDER)
+    return TokenizerSource.for_spec(spec)
