@@ -197,3 +197,13 @@ def test_write_card_writes_the_card(tmp_path):
     path = write_card(folder)
     assert path == folder / "README.md"
     assert path.read_text() == str(adapted_card(folder))
+
+
+def test_card_of_a_pinned_base_records_its_revision(tmp_path):
+    from encoderzoo.adapted_card import adapted_card
+
+    folder = make_adapted_folder(tmp_path, base="rad-dino", method="head")
+    header = _yaml_header(str(adapted_card(folder)))
+    assert header["base_model"] == "microsoft/rad-dino"
+    assert header["base_model_revision"] == "c3736a62544137a0450cc4fa02c9e37e55f28e32"
+    assert header["license"] == "mit"
