@@ -365,3 +365,44 @@ def test_round_trip_push_then_load_gives_identical_embeddings(hub, tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(again.head.state_dict().values(), remote.head.state_dict().values(),
                                                 strict=True))
     assert not torch.equal(head.weight, again.head.weight)  # a fresh head differs: the comparison can fail
+
+
+@pytest.mark.slow
+def test_cli_pushes_the_output_of_encoderzoo_adapt_and_it_loads_back(hub, tmp_path):
+    """Done-when of issue 9: `encoderzoo adapt` -> `encoderzoo push` -> the card parses -> same embeddings."""
+    adapters = pytest.importorskip("encoderzoo.adapters", reason="`encoderzoo adapt` (issue 8) is not here yet")
+    import dataclasses
+
+    from huggingface_hub import ModelCard
+    from typer.testing import CliRunner
+
+    import encoderzoo
+    from encoderzoo.cli import app
+    from encoderzoo.registry import get_spec, register, unregister
+
+    # efficientnet-lite0 with its real weights, at 64 px to keep the CPU run short
+    register(dataclasses.replace(get_spec("efficientnet-lite0"), name="efficientnet-lite0-64px", input_size=64))
+    try:
+        out = tmp_path / "adapted"
+        adapters.adapt("efficientnet-lite0-64px", "sample:pneumoniamnist", "head", out, device="cpu", max_train=40,
+                       config=adapters.TrainConfig(epochs=1, patience=1), progress=False)
+        assert (out / "checkpoints").is_dir()
+        pushed = CliRunner().invoke(app, ["push", str(out), "--repo", "org/lite0-pneumonia"])
+        assert pushed.exit_code == 0, pushed.output
+        arrived = hub.state.files("org/lite0-pneumonia")
+        assert set(arrived) == PUSHED | {".gitattributes"}
+        assert all(arrived[n] == (out / n).read_bytes() for n in PUSHED - {"README.md"})
+        card = ModelCard(arrived["README.md"].decode()).data
+        assert (card.license, card.library_name) == ("apache-2.0", "encoderzoo")
+        results = json.loads((out / "results.json").read_text())
+        assert {r.metric_type: r.metric_value for r in card.eval_results} == {
+            {"auroc": "roc_auc"}.get(m, m): round(results["probes"]["adapted"][m]["mean"], 6)
+            for m in ("accuracy", "balanced_accuracy", "auroc")
+        }
+        local = encoderzoo.load(f"local-dir:{out}")
+        remote = encoderzoo.load("hf-hub:org/lite0-pneumonia")
+        pixels = local.transform(torch.randint(0, 256, (2, 28, 28), dtype=torch.uint8))
+        with torch.no_grad():
+            assert torch.equal(local.classify(pixels), remote.classify(pixels))
+    finally:
+        unregister("efficientnet-lite0-64px")
