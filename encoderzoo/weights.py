@@ -54,10 +54,20 @@ def snapshot_from_hub(
     )
     fetch = f"hf download {repo_id} --revision {revision}{include}"
     with _hub_errors(repo_id, revision, where, fetch, gated, f"has no file matching {allow_patterns!r}"):
-        folder = snapshot_download(
-            repo_id, revision=revision, allow_patterns=allow_patterns, local_files_only=offline()
+        folder = Path(
+            snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, local_files_only=offline())
         )
-        return Path(folder)
+    if allow_patterns:  # huggingface_hub only warns when nothing matches, and offline returns partial snapshots
+        from huggingface_hub.utils import filter_repo_objects
+
+        files = [f.relative_to(folder).as_posix() for f in folder.rglob("*") if f.is_file()]
+        if not any(True for _ in filter_repo_objects(files, allow_patterns=allow_patterns)):
+            source = f"the cached snapshot ({_why_not_fetched()})" if offline() else "the repository"
+            raise WeightsNotFoundError(
+                f"{where}: {source} has no file matching {allow_patterns!r} (found: {sorted(files)[:10]}). "
+                f"Check the patterns, or fetch the files with `{fetch}`."
+            )
+    return folder
 
 
 @contextmanager

@@ -225,3 +225,13 @@ def test_encoderzoo_offline_reads_cached_hub_files_and_snapshots(network_on, ser
     assert _hub_file().resolve() == (Path(snapshot) / "model.safetensors").resolve()
     assert _hub_snapshot().resolve() == Path(snapshot).resolve()
     assert server[2] == [] and attempts == []
+
+
+def test_offline_snapshot_without_the_requested_files_is_an_error(network_on, server, attempts, monkeypatch, tmp_path):
+    """A snapshot folder holding only model.safetensors (from an earlier single-file download) does not satisfy a
+    request for the adapter files: huggingface_hub returns the folder offline; encoderzoo says what is missing."""
+    _cache_snapshot(tmp_path / "hub-cache", {"model.safetensors": b"w"})
+    _switch_on(monkeypatch, "ENCODERZOO_OFFLINE")
+    with pytest.raises(WeightsNotFoundError, match=r"has no file matching \['adapter_\*', 'encoderzoo.json'\]"):
+        _hub_snapshot()
+    assert server[2] == [] and attempts == []
