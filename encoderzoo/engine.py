@@ -1,12 +1,14 @@
-"""The embedding engine: ``embed_dataset(encoder, dataset, split)`` -> ``EmbeddingSet``, computed once.
+"""The embedding engine: ``embed_dataset(encoder, dataset, split)`` -> ``EmbeddingSet``, computed once
+(``embed_splits`` for several splits, hashing the weights once).
 
 - Batches are decoded by a background thread while the device works on the previous one; preprocessing
   (dtype, channels, resize or MedMNIST+ padding, normalization) runs on the encoder's device.
 - The split is cut into chunks of ``chunk_size`` rows. Each finished chunk is written atomically to the
   cache, so a run killed half-way resumes from its completed chunks; when all are there they are merged
   into one ``<split>.safetensors`` with its provenance.
-- The cache key covers the encoder (spec, a fingerprint of its weights), the preprocessing, the dataset
-  content fingerprint and the split: a changed encoder or dataset never reuses a stale cache.
+- The cache key covers the encoder (spec, sha256 of every weight byte), the preprocessing, the dataset
+  fingerprint (labels, and each file's path, size, mtime, ctime and inode, plus an npz's member CRC-32: see
+  ``ImageDataset.fingerprint``) and the split, so changed weights or rewritten files never reuse a stale cache.
 - Under ``torchrun`` (``torch.distributed`` initialized), chunk ``i`` goes to rank ``i % world_size``; rank 0
   merges, so the result equals the single-process one, in order and values.
 """
