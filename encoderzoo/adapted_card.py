@@ -31,7 +31,8 @@ METHOD_TEXT = {
     "vpt": "visual prompt tuning (shallow): learned prompt tokens at the input, frozen base, plus a linear head",
     "vpt-deep": "visual prompt tuning (deep): learned prompt tokens at every block, frozen base, plus a linear head",
     "ace-hgnn": "ACE-HGNN: hypergraph context module (from ACE-LoRA) on the frozen final tokens, plus a linear head",
-    "full": "full fine-tuning: every encoder weight trained, plus a linear head",
+    "full": "full fine-tuning: every encoder weight trained, plus a linear head (`adapter.safetensors` is a "
+    "complete fine-tuned copy of the encoder, a derivative of the base weights)",
 }
 METHOD_CITATION = {
     "head": "linear probing of frozen features (no method paper).",

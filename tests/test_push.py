@@ -304,12 +304,16 @@ def test_unknown_licence_is_refused(hub, tmp_path):
 
 # --- the token never leaks ---------------------------------------------------------------------------------------
 def test_token_never_printed_logged_or_written(hub, tmp_path, monkeypatch, capfd, caplog):
+    from huggingface_hub import constants
     from typer.testing import CliRunner
 
     from encoderzoo.cli import app
 
+    hf_logger = logging.getLogger("huggingface_hub")
+    monkeypatch.setattr(hf_logger, "propagate", True)  # huggingface_hub keeps its logs to itself by default
+    monkeypatch.setattr(constants, "HF_DEBUG", True)  # it then logs every request as a curl command
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setenv("HF_DEBUG", "1")
+    caplog.set_level(logging.DEBUG, logger="huggingface_hub")
     folder = _lora_folder(tmp_path)
     runner = CliRunner()
     ok = runner.invoke(app, ["push", str(folder), "--repo", "org/tok"])
@@ -322,7 +326,7 @@ def test_token_never_printed_logged_or_written(hub, tmp_path, monkeypatch, capfd
     rejected = runner.invoke(app, ["push", str(folder), "--repo", "org/tok"])
     assert rejected.exit_code == 2 and "401" in rejected.output
     streams = ok.output + dropped.output + rejected.output + "".join(capfd.readouterr()) + caplog.text
-    assert "org/tok" in streams  # the streams were captured
+    assert "org/tok" in streams and "curl -X POST" in streams  # the streams, debug logs included, were captured
     for token in (GOOD_TOKEN, BAD_TOKEN):
         assert token not in streams
         for path in tmp_path.rglob("*"):
