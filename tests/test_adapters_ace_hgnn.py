@@ -334,9 +334,7 @@ def test_label_guided_info_nce_drops_same_label_negatives() -> None:
 
 def test_same_label_pairs() -> None:
     labels = torch.tensor([[1.0, 0.0], [1.0, 0.0], [float("nan"), 0.0], [float("nan"), 0.0]])
-    expected = torch.tensor(
-        [[False, True, False, False], [True, False, False, False], [False] * 4, [False] * 4]
-    )
+    expected = torch.tensor([[False, True, False, False], [True, False, False, False], [False] * 4, [False] * 4])
     assert torch.equal(same_label_pairs(labels), expected)  # unknown (NaN) labels are never identical
     with pytest.raises(ValueError, match="image and text features"):
         label_guided_info_nce(torch.randn(3, 4), torch.randn(2, 4), 1.0)
