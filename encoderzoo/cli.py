@@ -99,6 +99,10 @@ def card_command(name: str = typer.Argument(..., help="registry name")) -> None:
         _fail(err)
 
 
+_IMAGE_SIZE_HELP = (
+    "run the encoder at this input size (default: the spec's; e.g. 224 for DINOv2, whose native size is 518); "
+    "ViT position embeddings are resampled as upstream does"
+)
 _DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
@@ -116,6 +120,7 @@ def embed_command(
     batch_size: int | None = typer.Option(None, help="default: 16 on CPU, 128 on CUDA"),
     fit: str = typer.Option("resize", help="resize, or pad (MedMNIST+ zero canvas)"),
     weights: Path | None = typer.Option(None, help="local copy of the encoder's canonical weight file"),
+    image_size: int | None = typer.Option(None, "--image-size", help=_IMAGE_SIZE_HELP),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
 ) -> None:
     """Embed dataset splits (cached; a killed run resumes) and print where the embeddings are."""
@@ -133,7 +138,14 @@ def embed_command(
     try:
         if out:
             check_writable(out, folder=True)  # before any work: a bad --out must not cost an embedding run
-        model = load(encoder, device=resolved, dtype=getattr(torch, dtype), attention=attention, weights=weights)
+        model = load(
+            encoder,
+            device=resolved,
+            dtype=getattr(torch, dtype),
+            attention=attention,
+            weights=weights,
+            image_size=image_size,
+        )
         data = open_dataset(dataset)
         rows = []
         for name in [s.strip() for s in split.split(",") if s.strip()]:
@@ -183,6 +195,7 @@ def probe_command(
     fit: str = typer.Option("resize", help="resize, or pad (MedMNIST+ zero canvas)"),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json on stdout"),
     out: Path | None = typer.Option(None, "--out", "-o", help="write results.json here"),
+    image_size: int | None = typer.Option(None, "--image-size", help=_IMAGE_SIZE_HELP),
 ) -> None:
     """How good is an encoder on a dataset? Embeds (cached), probes, prints a table, writes results.json."""
     from .evaluate import results_table, run_probes
@@ -199,6 +212,7 @@ def probe_command(
             device=device,
             batch_size=batch_size,
             fit=fit,
+            image_size=image_size,
         )
     except (EncoderZooError, ValueError, OSError) as err:
         _fail(err)
@@ -209,6 +223,62 @@ def probe_command(
         except OSError as err:
             _fail(err)
     typer.echo(text if format is OutputFormat.json else results_table(results))
+
+
+@app.command("bench")
+def bench_command(
+    encoder: str = typer.Option(..., "--encoder", "-e", help="comma-separated registry names (or hf-hub:/local-dir:)"),
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... (auto: cuda when available)"),
+    dtype: str = typer.Option("float32", help="float32, bfloat16 or float16"),
+    attention: str = typer.Option("sdpa", help="comma-separated kernels: sdpa, xformers, math, auto (ViTs only)"),
+    batch_size: int | None = typer.Option(None, help="images per forward (default: 2 on CPU, 64 on CUDA)"),
+    image_size: str | None = typer.Option(None, "--image-size", help="comma-separated sizes, e.g. 224,518"),
+    compile: bool = typer.Option(False, "--compile", help="time torch.compile(encoder) (warm-up includes compiling)"),
+    random_weights: bool = typer.Option(
+        False, "--random-weights", help="random weights of the real architecture: speed needs no download"
+    ),
+    warmup: int | None = typer.Option(None, help="untimed forwards first (default: 1 on CPU, 5 on CUDA)"),
+    repeats: int | None = typer.Option(None, help="timed forwards; the median is reported (default: 3 CPU, 20 CUDA)"),
+    vs_timm: bool = typer.Option(False, "--vs-timm", help="also time the raw timm forward of the same weights"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="also write the JSON report here"),
+    format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json on stdout"),
+) -> None:
+    """Images/s, ms per batch, peak memory, FLOPs per image and share of the GPU's peak, on this machine."""
+    import torch
+
+    from .bench import format_table, run_bench
+
+    resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    try:
+        if out:
+            check_writable(out, folder=False)
+        sizes = _int_list(image_size) if image_size else [None]
+        report = run_bench(
+            [e.strip() for e in encoder.split(",") if e.strip()],
+            image_sizes=sizes,
+            attentions=[a.strip() for a in attention.split(",") if a.strip()],
+            device=resolved,
+            dtype=dtype,
+            batch_size=batch_size,
+            compile=compile,
+            pretrained=not random_weights,
+            warmup=warmup,
+            repeats=repeats,
+            vs_timm=vs_timm,
+        )
+        flags = {"--compile": compile, "--random-weights": random_weights, "--vs-timm": vs_timm}
+        options = {"--batch-size": batch_size, "--image-size": image_size, "--warmup": warmup, "--repeats": repeats}
+        report["environment"]["command"] = " ".join(
+            ["encoderzoo bench --encoder", encoder, "--device", resolved, "--dtype", dtype, "--attention", attention]
+            + [f"{k} {v}" for k, v in options.items() if v is not None]
+            + [k for k, on in flags.items() if on]
+        )
+        text = json.dumps(report, indent=2)
+        if out:
+            atomic_write(out, lambda tmp: tmp.write_text(text + "\n"))
+    except (EncoderZooError, ValueError, OSError) as err:
+        _fail(err)
+    typer.echo(text if format is OutputFormat.json else format_table(report))
 
 
 @app.command("push")

@@ -80,15 +80,20 @@ def run_probes(
     batch_size: int | None = None,
     fit: str = "resize",
     progress: bool = True,
+    image_size: int | None = None,
 ) -> dict:
-    """Embed train/val/test of ``dataset`` with ``encoder`` and run ``probes``; returns the results dict."""
+    """Embed train/val/test of ``dataset`` with ``encoder`` and run ``probes``; returns the results dict.
+
+    ``image_size`` runs the encoder at that input size (``load(..., image_size=)``; ``None``: the spec's own);
+    the size used is recorded as ``results["image_size"]``.
+    """
     unknown = [p for p in probes if p not in PROBES]
     if unknown:
         raise ValueError(f"unknown probe(s) {unknown}; choose from {PROBES}")
     resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    model = load(encoder, device=resolved, dtype=dtype)
+    model = load(encoder, device=resolved, dtype=dtype, image_size=image_size)
     data = open_dataset(dataset)
     missing = [s for s in ("train", "val", "test") if s not in data.splits]
     if missing:
@@ -145,6 +150,8 @@ def run_probes(
         "revision": model.spec.source.revision,
         "weights": model.spec.source.repo_id or model.spec.source.package,
         "pooling": model.spec.pooling,
+        "image_size": model.spec.input_size,
+        "native_image_size": model.spec.native_input_size or model.spec.input_size,
         "dataset": dataset,
         "dataset_info": data.describe(),
         "task": data.task,

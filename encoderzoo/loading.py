@@ -73,6 +73,7 @@ def load(
         weights_size = spec.input_size  # saved weights are already at the saved spec's size
     else:
         spec = name if isinstance(name, EncoderSpec) else get_spec(name)
+        at_image_size(spec, image_size)  # a size the network cannot take fails before any download
         with_text = canonical_text(spec, text)
         state, origin = _read_canonical(spec, weights, with_text) if pretrained else (None, "")
         weights_size = spec.native_input_size or spec.input_size

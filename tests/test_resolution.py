@@ -243,3 +243,29 @@ def test_a_checkpoint_of_another_size_is_reported_not_stretched(tmp_path):
     _, path = timm_reference(small, tmp_path)  # a 3x3 grid, while the spec says 4x4
     with pytest.raises(StateDictMismatchError, match="pos_embed"):
         encoderzoo.load(_at("dinov2-small"), weights=path, image_size=70)
+
+
+def test_cli_embed_and_probe_at_112_px_on_real_images(tmp_path):
+    """The bundled PneumoniaMNIST sample (real chest X-rays) through efficientnet-lite0's real weights at 112 px."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from encoderzoo.cli import app
+
+    runner = CliRunner()
+    args = ["-e", "efficientnet-lite0", "-d", "sample:pneumoniamnist", "--image-size", "112", "--device", "cpu"]
+    embedded = runner.invoke(app, ["embed", *args, "--split", "val", "--format", "json", "--out", str(tmp_path)])
+    assert embedded.exit_code == 0, embedded.output
+    from encoderzoo.embeddings import EmbeddingSet
+
+    saved = EmbeddingSet.load(tmp_path / "val.safetensors")
+    assert saved.metadata["encoder_spec"]["input_size"] == 112 and saved.features.shape == (100, 1280)
+    probed = runner.invoke(app, ["probe", *args, "--probes", "knn", "--out", str(tmp_path / "results.json")])
+    assert probed.exit_code == 0, probed.output
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["image_size"] == 112 and results["native_image_size"] == 224
+    assert results["probes"]["knn"]["accuracy"]["mean"] > 0.6  # real features: far above chance on this sample
+
+    bad = runner.invoke(app, ["embed", "-e", "dinov2-small", "-d", "sample:pneumoniamnist", "--image-size", "100"])
+    assert bad.exit_code == 2 and "multiple of 14" in bad.output
