@@ -45,6 +45,7 @@ def adapt(
     config: TrainConfig | None = None,
     device: str = "auto",
     max_train: int | None = None,
+    image_size: int | None = None,
     weights: str | os.PathLike[str] | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -58,6 +59,8 @@ def adapt(
         method_config: the method's settings (``LoraSettings``, ``PromptSettings``, ``AceSettings`` fields).
         config: optimizer, schedule, early stopping (``TrainConfig``).
         max_train: train on a class-stratified subset of this many training images (val and test stay whole).
+        image_size: adapt at this input size instead of the spec's (``encoderzoo.load(image_size=...)``); the
+            folder records it and reloads the base at the same size.
         weights: a local copy of the base's canonical weight file.
         resume: continue the run checkpointed in ``out/checkpoints``.
     """
@@ -73,7 +76,7 @@ def adapt(
     if missing:
         raise AdapterError(f"{dataset} lacks split(s) {missing}: adaptation early-stops on val and scores test")
     torch.manual_seed(config.seed)
-    base = load(encoder, weights=weights)
+    base = load(encoder, weights=weights, image_size=image_size)
     fingerprint = weights_fingerprint(base)
     model = AdaptedEncoder(base, method, method_config or {}, head_outputs(data.task, len(data.label_names)))
     model.to(resolved)

@@ -134,16 +134,14 @@ def load_adapted(
     else:
         base = load(saved_spec, attention=attention, weights=weights)
     check_base(base, saved_spec, base_meta["weights_fingerprint"], str(folder))
-    model = AdaptedEncoder(base, meta["method"], meta["method_config"], meta["num_outputs"])
-    if model.method == "lora":
-        from .lora import load_lora
-
+    lora_folder = None
+    if meta["method"] == "lora":
         missing = [f for f in PEFT_FILES if not (folder / f).is_file()]
         if missing:
             raise AdapterError(f"{folder} is a LoRA adapter but lacks {missing}")
-        load_lora(model.encoder, folder)
-        model.encoder.requires_grad_(False)
-    elif model.method != "head":
+        lora_folder = folder
+    model = AdaptedEncoder(base, meta["method"], meta["method_config"], meta["num_outputs"], lora_folder=lora_folder)
+    if model.method not in ("head", "lora"):
         model.load_trainable_state(_read_tensors(folder / ADAPTER_FILE), str(folder / ADAPTER_FILE))
     head = _read_tensors(folder / HEAD_FILE)
     expected = head_outputs(meta["task"], len(meta["label_names"]))

@@ -20,6 +20,7 @@ method: small fine-tuning batches would otherwise overwrite ImageNet statistics.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,7 +52,16 @@ class AdaptedEncoder(nn.Module):
     The encoder is modified in place (its trunk may be wrapped by peft or by the prompt wrapper).
     """
 
-    def __init__(self, encoder: Encoder, method: str, method_config: Mapping[str, Any], num_outputs: int) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        method: str,
+        method_config: Mapping[str, Any],
+        num_outputs: int,
+        *,
+        lora_folder: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """``lora_folder``: load a saved peft LoRA adapter (``method="lora"``) instead of adding a fresh one."""
         super().__init__()
         if method not in METHODS:
             raise AdapterError(f"unknown adaptation method {method!r}; choose from {', '.join(METHODS)}")
@@ -62,7 +72,11 @@ class AdaptedEncoder(nn.Module):
         self.method_config = dict(method_config)
         self.ace: nn.Module | None = None
         encoder.requires_grad_(method == "full")
-        if method == "lora":
+        if method == "lora" and lora_folder is not None:
+            from .lora import load_lora
+
+            load_lora(encoder, lora_folder)
+        elif method == "lora":
             from .lora import LoraSettings, add_lora
 
             add_lora(encoder, LoraSettings(**_tuples(self.method_config)))

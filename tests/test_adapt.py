@@ -14,8 +14,16 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 import encoderzoo
-from encoderzoo.adapters import AdaptedEncoder, AdapterError, TrainConfig, TrainingDivergedError, adapt, training
-from encoderzoo.adapters.folder import load_adapted
+from encoderzoo.adapters import (
+    METHODS,
+    AdaptedEncoder,
+    AdapterError,
+    TrainConfig,
+    TrainingDivergedError,
+    adapt,
+    training,
+)
+from encoderzoo.adapters.folder import describe, load_adapted, save_adapted
 from encoderzoo.adapters.training import (
     SplitReader,
     augment,
@@ -26,8 +34,10 @@ from encoderzoo.adapters.training import (
 )
 from encoderzoo.cli import app
 from encoderzoo.data import open_dataset
+from encoderzoo.engine import weights_fingerprint
 from encoderzoo.probes import evaluate
 from tests.datasets_fixtures import write_npz
+from tests.helpers import randomize_
 
 SAMPLE = "sample:pneumoniamnist"
 
@@ -46,7 +56,8 @@ def vit_base(tmp_path):
     """A tiny random DINOv2 saved as a local-dir base (adapters name their base; random weights cannot be
     re-fetched by name, a saved folder can)."""
     spec = encoderzoo.get_spec("dinov2-small").tiny_variant()
-    return f"local-dir:{encoderzoo.save_pretrained(encoderzoo.load(spec, pretrained=False), tmp_path / 'base')}"
+    encoder = randomize_(encoderzoo.load(spec, pretrained=False))  # init LayerScale (1e-5) would mute every block
+    return f"local-dir:{encoderzoo.save_pretrained(encoder, tmp_path / 'base')}"
 
 
 @pytest.fixture()
@@ -78,6 +89,43 @@ def test_head_adapter_learns_and_reloads_to_the_same_test_metrics(effnet_tiny, t
     assert reloaded["auroc"] == results["probes"]["adapted"]["auroc"]["mean"]
     meta = json.loads((tmp_path / "out" / "encoderzoo.json").read_text())
     assert meta["kind"] == "adapted" and meta["method"] == "head" and meta["trainable_params"] == 1280 + 1
+
+
+METHOD_SETTINGS = {"lora": {"r": 4, "alpha": 8.0}, "vpt": {"num_prompts": 3}, "vpt-deep": {"num_prompts": 3}}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_round_trips_through_its_folder(method, vit_base, tmp_path):
+    """Trained-looking weights (every trainable tensor perturbed) survive save -> load("local-dir:") exactly."""
+    torch.manual_seed(1)
+    model = AdaptedEncoder(encoderzoo.load(vit_base), method, METHOD_SETTINGS.get(method, {}), 3)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)  # LoRA's B starts at zero: without this it would be a no-op
+    base_fp = weights_fingerprint(encoderzoo.load(vit_base))
+    meta = describe(
+        model,
+        base_name=vit_base,
+        base_fingerprint=base_fp,
+        task="multi-class",
+        label_names=["a", "b", "c"],
+        dataset="npz:x",
+    )
+    save_adapted(model, tmp_path / "o", meta)
+    reloaded = encoderzoo.load(f"local-dir:{tmp_path / 'o'}")
+    pixels = torch.randn(2, 3, 28, 28)
+    model.eval()
+    torch.testing.assert_close(reloaded.embed(pixels), model.embed(pixels), atol=0, rtol=0)
+    torch.testing.assert_close(reloaded.classify(pixels), model.classify(pixels), atol=0, rtol=0)
+    assert not torch.allclose(reloaded.embed(pixels), encoderzoo.load(vit_base).embed(pixels), atol=1e-4) or (
+        method == "head"
+    )
+    files = {p.name for p in (tmp_path / "o").iterdir()}
+    if method == "lora":
+        assert {"adapter_config.json", "adapter_model.safetensors"} <= files and "adapter.safetensors" not in files
+    elif method != "head":
+        assert "adapter.safetensors" in files
 
 
 def test_resume_after_a_kill_ends_like_an_uninterrupted_run(vit_base, npz, tmp_path, monkeypatch):
