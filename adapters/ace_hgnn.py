@@ -30,9 +30,10 @@ a plain per-sample loop).
   the last block's attention module, which recomputes ``q`` of the class token and ``k`` of the patch tokens
   through the module's own ``qkv`` (or ``q_proj``/``k_proj``), ``q_norm`` and ``k_norm`` submodules (so a
   peft-wrapped ``qkv`` contributes its LoRA update) and applies the block's RoPE to the patch keys exactly as
-  the module does (DINOv3). Register tokens (DINOv2-reg4, DINOv3) are not nodes and take no part in the
-  affinity. For CLIP-style encoders (``pooling == "proj"``) every node is passed through the image-text
-  projection first, as ACE-LoRA applies the hypergraph after ``visual.head``.
+  the module does (DINOv3). Register tokens (DINOv2-reg4, DINOv3) and visual prompt tokens (``adapters.prompt``)
+  are not nodes and take no part in the affinity: the patches are always the last tokens a block sees. For
+  CLIP-style encoders (``pooling == "proj"``) every node is passed through the image-text projection first, as
+  ACE-LoRA applies the hypergraph after ``visual.head``.
 - **Encoders without a class token** (MedSigLIP's attention-pool head, CNNs, MedViTV2): the global node is the
   encoder's pooled embedding (what ``Encoder.embed`` returns) and the global row is its cosine similarity with
   the patch tokens (feature-map cells for CNNs); ``global_affinity`` is ``None``.

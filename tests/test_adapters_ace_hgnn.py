@@ -220,6 +220,16 @@ def _hand_attention(encoder: encoderzoo.Encoder, pixels: torch.Tensor) -> tuple[
             x = block(x)
     attn = trunk.blocks[-1].attn
     h = trunk.blocks[-1].norm1(x)
+    expected_out = attn(h, rope=rope) if rope is not None else attn(h)
+    logits, manual_out = _hand_logits(attn, h, rope, trunk.num_prefix_tokens)
+    return logits, manual_out - expected_out
+
+
+def _hand_logits(
+    attn: torch.nn.Module, h: torch.Tensor, rope: torch.Tensor | None, npt: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-head scaled logits ``(B, heads, T, T)`` and the attention output, from the weights by hand; RoPE
+    rotates the tokens after the first ``npt``."""
     B, T, C = h.shape
     heads = attn.num_heads
     bias = attn.qkv.bias
@@ -229,15 +239,12 @@ def _hand_attention(encoder: encoderzoo.Encoder, pixels: torch.Tensor) -> tuple[
     q, k, v = (t.transpose(1, 2) for t in (q, k, v))
     q, k = attn.q_norm(q), attn.k_norm(k)
     if rope is not None:
-        npt = trunk.num_prefix_tokens
         half = attn.rotate_half
         q = torch.cat([q[:, :, :npt], _rotate(q[:, :, npt:], rope, half)], dim=2)
         k = torch.cat([k[:, :, :npt], _rotate(k[:, :, npt:], rope, half)], dim=2)
     logits = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
     mixed = (logits.softmax(-1) @ v).transpose(1, 2).reshape(B, T, C)
-    expected_out = attn(h, rope=rope) if rope is not None else attn(h)
-    manual_out = attn.proj(attn.norm(mixed))
-    return logits, manual_out - expected_out
+    return logits, attn.proj(attn.norm(mixed))
 
 
 @pytest.mark.parametrize("name", ["dinov2-small", "dinov2-small-reg4", "dinov3-small", "biomedclip"])
@@ -250,6 +257,38 @@ def test_hook_equals_hand_computation(name: str) -> None:
     npt = encoder.spec.num_prefix_tokens
     expected = logits[:, :, 0, npt:].mean(dim=1)  # class token -> patches, registers skipped, heads averaged
     assert affinity is not None and (affinity - expected).abs().max() < 1e-5
+
+
+_NO_PROMPTS = importlib.util.find_spec("encoderzoo.adapters.prompt") is None
+
+
+@pytest.mark.skipif(_NO_PROMPTS, reason="adapters/prompt.py (VPT owner) not there yet")
+@pytest.mark.parametrize("name", ["dinov2-small", "dinov3-small"])
+def test_hook_skips_visual_prompts(name: str) -> None:
+    """With prompts between the prefix and the patches, the global row is still class token -> patches."""
+    from encoderzoo.adapters.ace_hgnn import last_attention
+    from encoderzoo.adapters.prompt import PromptSettings, add_prompts
+
+    encoder, pixels = _tiny(name, attention="math")
+    add_prompts(encoder, PromptSettings(num_prompts=3, deep=True))
+    seen = {}
+
+    def capture(module, args, kwargs, output):  # the last attention's input, its RoPE and prefix count at call time
+        seen.update(h=args[0], rope=kwargs.get("rope"), npt=getattr(module, "num_prefix_tokens", 0), out=output)
+
+    attn = last_attention(encoder.trunk)
+    handle = attn.register_forward_hook(capture, with_kwargs=True)
+    with torch.no_grad():
+        nodes, affinity = ace_inputs(encoder, pixels)
+        embedding = encoder.embed(pixels)
+    handle.remove()
+    logits, manual_out = _hand_logits(attn, seen["h"], seen["rope"], seen["npt"])
+    assert (manual_out - seen["out"]).abs().max() < 1e-5  # the hand computation is the module's own
+    first_patch = encoder.spec.num_prefix_tokens + 3
+    assert seen["h"].shape[1] == first_patch + nodes.shape[1] - 1
+    expected = logits[:, :, 0, first_patch:].mean(dim=1)
+    assert affinity is not None and (affinity - expected).abs().max() < 1e-5
+    assert torch.allclose(nodes[:, 0], embedding, atol=1e-6)
 
 
 def _lora_last_qkv(encoder: encoderzoo.Encoder) -> None:
