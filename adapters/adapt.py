@@ -18,6 +18,7 @@ from ..data import open_dataset
 from ..engine import weights_fingerprint
 from ..evaluate import METRICS, device_name, versions
 from ..loading import load
+from ..paths import check_writable
 from ..probes import evaluate, summarize
 from .folder import CHECKPOINT_DIR, RESULTS_FILE, describe, save_adapted
 from .model import AdaptedEncoder, AdapterError, head_outputs
@@ -26,13 +27,9 @@ from .training import SplitReader, TrainConfig, fit, predict_proba, stratified_s
 
 def check_output_folder(out: Path, resume: bool) -> None:
     """Refuse a non-empty folder unless resuming, and an unwritable one, before any work starts."""
-    if out.exists() and not out.is_dir():
-        raise AdapterError(f"--out {out} is a file, not a folder")
+    check_writable(out, folder=True)
     if out.is_dir() and any(out.iterdir()) and not resume:
         raise AdapterError(f"--out {out} exists and is not empty; choose a new folder, or pass --resume to continue")
-    target = out if out.is_dir() else next((p for p in out.parents if p.exists()), Path("."))
-    if not os.access(target, os.W_OK):
-        raise AdapterError(f"--out {out}: cannot write to {target} (permission denied)")
 
 
 def adapt(

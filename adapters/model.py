@@ -115,6 +115,34 @@ class AdaptedEncoder(nn.Module):
         """Head logits ``(N, num_outputs)``."""
         return self.head(self.embed(pixels))
 
+    @property
+    def base_frozen(self) -> bool:
+        """True when no encoder weight trains (``head``, ``ace-hgnn``): the encoder's outputs for an image never
+        change during training, so the loop computes them once (``frozen_features``) instead of every epoch."""
+        return self.method in ("head", "ace-hgnn")
+
+    @torch.no_grad()
+    def frozen_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """What the frozen encoder gives the trainable part: the embedding (``head``), or the ACE-HGNN nodes
+        and global affinity row (``ace-hgnn``; a ``(N, 0)`` row where the encoder has no class token)."""
+        if not self.base_frozen:
+            raise AdapterError(f"method {self.method} trains encoder weights: there are no frozen features")
+        if self.ace is None:
+            return (self.encoder.embed(pixels),)
+        from .ace_hgnn import ace_inputs
+
+        nodes, affinity = ace_inputs(self.encoder, pixels)
+        if self.encoder.proj is not None:
+            nodes = self.encoder.proj(nodes)
+        return nodes, affinity if affinity is not None else nodes.new_zeros(len(nodes), 0)
+
+    def classify_features(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Head logits from ``frozen_features`` output: equal to ``classify`` on the same pixels."""
+        if self.ace is None:
+            return self.head(features[0])
+        nodes, affinity = features
+        return self.head(self.ace(nodes, affinity if affinity.shape[1] else None))
+
     def forward_tokens(self, pixels: torch.Tensor) -> Tokens:
         return self.encoder.forward_tokens(pixels)
 

@@ -113,6 +113,31 @@ class SplitReader:
                 yield positions, pixels
 
 
+class FeatureReader:
+    """A ``SplitReader``'s rows passed once through the frozen encoder (``AdaptedEncoder.frozen_features``) and
+    kept in memory; ``batches`` yields those features instead of pixels. Used when nothing in the encoder trains
+    and there is no augmentation, where it gives the same result as reading pixels every epoch."""
+
+    def __init__(self, reader: SplitReader, batch_size: int, autocast) -> None:
+        self.indices, self.labels = reader.indices, reader.labels
+        positions = np.arange(len(reader.indices))
+        order = [positions[i : i + batch_size] for i in range(0, len(positions), batch_size)]
+        model = reader.model
+        was_training = model.training
+        model.eval()
+        parts = []
+        for _, pixels in reader.batches(order):
+            with autocast:
+                parts.append(tuple(t.float() for t in model.frozen_features(pixels)))
+        model.train(was_training)
+        self.features = tuple(torch.cat(column) for column in zip(*parts, strict=True))
+
+    def batches(self, order: list[np.ndarray]):
+        for positions in order:
+            index = torch.from_numpy(positions)
+            yield positions, tuple(t[index] for t in self.features)
+
+
 def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     """Sorted indices of a class-stratified random subset of ``size`` rows (multi-label: plain random)."""
     n = len(labels)
@@ -228,12 +253,19 @@ class _Classify(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model.classify(pixels)
+    def forward(self, batch: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return logits_of(self.model, batch)
+
+
+def logits_of(model: AdaptedEncoder, batch: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Head logits from pixels, or from ``FeatureReader`` features."""
+    return model.classify_features(batch) if isinstance(batch, tuple) else model.classify(batch)
 
 
 @torch.no_grad()
-def predict_proba(model: AdaptedEncoder, reader: SplitReader, task: str, batch_size: int, autocast) -> np.ndarray:
+def predict_proba(
+    model: AdaptedEncoder, reader: SplitReader | FeatureReader, task: str, batch_size: int, autocast
+) -> np.ndarray:
     """Probabilities for every row of ``reader`` (sharded across ranks and gathered under torchrun)."""
     rank, world = _world()
     positions = np.arange(len(reader.indices))
@@ -243,9 +275,9 @@ def predict_proba(model: AdaptedEncoder, reader: SplitReader, task: str, batch_s
     was_training = model.training
     model.eval()
     outputs = []
-    for _, pixels in reader.batches(order):
+    for _, batch in reader.batches(order):
         with autocast:
-            outputs.append(probabilities(task, model.classify(pixels)).cpu())
+            outputs.append(probabilities(task, logits_of(model, batch)).cpu())
     model.train(was_training)
     local = torch.cat(outputs) if outputs else torch.zeros(0)
     if world == 1:
@@ -288,8 +320,13 @@ def fit(
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint = checkpoint_dir / CHECKPOINT_NAME
     train_rows = np.arange(dataset.num_samples("train")) if train_indices is None else np.asarray(train_indices)
-    train = SplitReader(dataset, "train", model, train_rows)
-    val = SplitReader(dataset, "val", model, np.arange(dataset.num_samples("val")))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    train: SplitReader | FeatureReader = SplitReader(dataset, "train", model, train_rows)
+    val: SplitReader | FeatureReader = SplitReader(dataset, "val", model, np.arange(dataset.num_samples("val")))
+    frozen = model.base_frozen and not config.augment
+    if frozen:  # the encoder's outputs cannot change: compute them once, not every epoch
+        train = FeatureReader(train, config.eval_batch_size, autocast)
+        val = FeatureReader(val, config.eval_batch_size, autocast)
     loss_fn = make_loss(task, train.labels, config.class_weights)
     steps_per_epoch = math.ceil(len(train_rows) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -306,7 +343,6 @@ def fit(
         raise AdapterError(f"method {model.method} left nothing trainable")
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     runner: nn.Module = _Classify(model)
     if world > 1:
         device_ids = [device.index] if device.type == "cuda" else None
@@ -352,15 +388,15 @@ def fit(
             model.train()
             running, seen = 0.0, 0
             local_order = [b[rank::world] for b in global_batches]
-            for step, (positions, pixels) in enumerate(train.batches(local_order)):
+            for step, (positions, batch) in enumerate(train.batches(local_order)):
                 global_positions = global_batches[step]
                 targets_all = torch.as_tensor(train.labels[global_positions])
                 if config.augment:  # drawn for the whole global batch, so every rank sees the same crops
                     step_generator = torch.Generator().manual_seed(config.seed * 7919 + epoch * 65_537 + step)
-                    pixels = augment(pixels, crop_params(len(global_positions), step_generator)[rank::world])
+                    batch = augment(batch, crop_params(len(global_positions), step_generator)[rank::world])
                 targets = torch.as_tensor(train.labels[positions]).to(device)
                 with autocast:
-                    logits = runner(pixels)
+                    logits = runner(batch)
                 loss_sum = loss_fn(logits.float(), targets)
                 loss = loss_sum * world / loss_denominator(task, targets_all)
                 report = loss_sum.detach().clone()
@@ -427,5 +463,6 @@ def fit(
         "stopped_early": state["epoch"] < config.epochs,
         "history": state["history"],
         "seconds_per_epoch": float(np.mean(state["seconds"])) if state["seconds"] else None,
+        "frozen_features_cached": frozen,
         "config": asdict(config),
     }

@@ -128,6 +128,33 @@ def test_every_method_round_trips_through_its_folder(method, vit_base, tmp_path)
         assert "adapter.safetensors" in files
 
 
+@pytest.mark.parametrize("method", ["head", "ace-hgnn"])
+def test_frozen_features_computed_once_train_exactly_like_pixels(method, vit_base, npz, tmp_path, monkeypatch):
+    """With nothing in the encoder training, features are computed once; the run equals re-reading pixels."""
+
+    def run(folder: str) -> tuple[dict, AdaptedEncoder]:
+        torch.manual_seed(0)
+        model = AdaptedEncoder(encoderzoo.load(vit_base), method, {}, 3)
+        record = training.fit(
+            model,
+            open_dataset(f"npz:{npz}"),
+            TrainConfig(epochs=2, lr=1e-2, batch_size=8),
+            tmp_path / folder,
+            progress=False,
+        )
+        return record, model
+
+    cached, model_a = run("a")
+    monkeypatch.setattr(AdaptedEncoder, "base_frozen", property(lambda self: False))
+    pixels, model_b = run("b")
+    assert cached["frozen_features_cached"] and not pixels["frozen_features_cached"]
+    for a, b in zip(cached["history"], pixels["history"], strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["val_auroc"] == pytest.approx(b["val_auroc"])
+    for (name, a), (_, b) in zip(model_a.named_parameters(), model_b.named_parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=name)
+
+
 def test_resume_after_a_kill_ends_like_an_uninterrupted_run(vit_base, npz, tmp_path, monkeypatch):
     config = TrainConfig(epochs=3, lr=1e-2, batch_size=8, patience=5, augment=True)
     whole = adapt(vit_base, f"npz:{npz}", "full", tmp_path / "whole", config=config, progress=False)
