@@ -460,8 +460,8 @@ def push(
     request), ``HubAuthError`` for a missing or rejected token and ``HubPushError`` for other failures.
     """
     check_repo_id(repo_id)
-    if not revision or any(c in revision for c in " ~^:?*[\\") or revision.startswith("/"):
-        raise ValueError(f"branch name {revision!r} is not a valid git branch")
+    if not _valid_branch(revision):
+        raise ValueError(f"branch name {revision!r} is not a valid git branch name")
     adapted = read_adapted_folder(folder)
     terms = base_terms(adapted.meta)
     check_terms(terms, adapted, private=private)
@@ -517,6 +517,16 @@ def _push(api: Any, adapted: AdaptedFolder, contents: dict[str, bytes], repo_id:
     info = api.create_commit(repo_id, operations, commit_message=summary, revision=revision)
     result.commit = info.oid
     return result
+
+
+def _valid_branch(name: str) -> bool:
+    """git's ref-name rules, the ones a branch typed on the command line can break."""
+    return bool(name) and not (
+        any(c in name for c in " ~^:?*[\\")
+        or any(part in name for part in ("..", "@{", "//"))
+        or name.startswith(("/", "-"))
+        or name.endswith(("/", ".", ".lock"))
+    )
 
 
 def _same(remote: Any, data: bytes) -> bool:

@@ -91,6 +91,8 @@ class HubState:
 
     def __init__(self, tokens: set[str]) -> None:
         self.tokens = set(tokens)
+        self.read_only_tokens: set[str] = set()
+        """Valid tokens without write access: writes answer 403, as the Hub does for a read token."""
         self.repos: dict[str, Repo] = {}
         self.lock = threading.Lock()
         self.requests: list[tuple[str, str]] = []
@@ -206,7 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _auth(self, required: bool) -> str | None:
         header = self.headers.get("Authorization", "")
         token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
-        if token is not None and token not in self.server.state.tokens:
+        state = self.server.state
+        if token is not None and token not in state.tokens | state.read_only_tokens:
             raise _Reply(
                 401,
                 {"error": "Invalid credentials in Authorization header"},
@@ -214,6 +217,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
         if required and token is None:
             raise _Reply(401, {"error": "You must be authenticated"}, {"X-Error-Message": "Unauthorized"})
+        if required and token in self.server.state.read_only_tokens:
+            raise _Reply(403, {"error": "You don't have the rights to create or write to this repository"})
         return token
 
     def _repo(self, repo_id: str, *, write: bool) -> Repo:

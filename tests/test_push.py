@@ -141,6 +141,21 @@ def test_bad_token_gives_a_clear_401_error_without_the_token(hub, tmp_path, monk
     assert "org/nope" not in hub.state.repos
 
 
+def test_read_only_token_gives_a_clear_403_error(hub, tmp_path, monkeypatch):
+    hub.state.read_only_tokens.add(BAD_TOKEN)
+    monkeypatch.setenv("HF_TOKEN", BAD_TOKEN)
+    with pytest.raises(HubAuthError, match="no write access to org/nope") as info:
+        push(make_adapted_folder(tmp_path, method="head"), "org/nope")
+    assert "403" in str(info.value) and BAD_TOKEN not in str(info.value)
+
+
+@pytest.mark.parametrize("branch", ["", "bad branch", "a~1", "a..b", "/abs", "x:y", "dev.lock", "-dash"])
+def test_invalid_branch_is_refused_before_any_request(hub, tmp_path, branch):
+    with pytest.raises(ValueError, match="branch"):
+        push(make_adapted_folder(tmp_path, method="head"), "org/x", revision=branch)
+    assert hub.state.requests == []
+
+
 def test_missing_token_is_refused_before_any_request(hub, tmp_path, monkeypatch):
     monkeypatch.delenv("HF_TOKEN")
     with pytest.raises(HubAuthError, match="no Hugging Face token"):
