@@ -187,7 +187,12 @@ def probe_command(
         "-d",
         help="dataset spec (default: the 500-image sample bundled with encoderzoo)",
     ),
-    probes: str = typer.Option("knn,linear", "--probes", "-p", help="comma-separated: knn, linear, fewshot, curation"),
+    probes: str = typer.Option(
+        "knn,linear",
+        "--probes",
+        "-p",
+        help="comma-separated: knn, linear, fewshot, curation, zeroshot (image-text encoders; no training data)",
+    ),
     shots: str = typer.Option("1,5,10", help="few-shot sizes per class"),
     seeds: int = typer.Option(5, help="seeds for few-shot episodes and random curation baselines"),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... (auto: cuda when available)"),
@@ -196,6 +201,12 @@ def probe_command(
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json on stdout"),
     out: Path | None = typer.Option(None, "--out", "-o", help="write results.json here"),
     image_size: int | None = typer.Option(None, "--image-size", help=_IMAGE_SIZE_HELP),
+    templates: str | None = typer.Option(
+        None,
+        "--templates",
+        help="zero-shot prompts: a JSON prompt file, or '|'-separated templates with {} for the label "
+        "(default: the prompts shipped for the dataset)",
+    ),
 ) -> None:
     """How good is an encoder on a dataset? Embeds (cached), probes, prints a table, writes results.json."""
     from .evaluate import results_table, run_probes
@@ -212,6 +223,7 @@ def probe_command(
             device=device,
             batch_size=batch_size,
             fit=fit,
+            templates=templates,
             image_size=image_size,
         )
     except (EncoderZooError, ValueError, OSError) as err:

@@ -22,7 +22,7 @@ from .engine import embed_splits
 from .loading import load
 from .probes import KNNProbe, LinearProbe, evaluate, evaluate_curation, few_shot, near_duplicates, summarize
 
-PROBES = ("knn", "linear", "fewshot", "curation")
+PROBES = ("knn", "linear", "fewshot", "curation", "zeroshot")
 KNN_KS = (10, 20, 50, 100, 200)
 METRICS = ("accuracy", "balanced_accuracy", "auroc")
 
@@ -80,12 +80,17 @@ def run_probes(
     batch_size: int | None = None,
     fit: str = "resize",
     progress: bool = True,
+    templates: str | None = None,
     image_size: int | None = None,
 ) -> dict:
     """Embed train/val/test of ``dataset`` with ``encoder`` and run ``probes``; returns the results dict.
 
     ``image_size`` runs the encoder at that input size (``load(..., image_size=)``; ``None``: the spec's own);
     the size used is recorded as ``results["image_size"]``.
+
+    ``zeroshot`` (image-text encoders) loads the text tower and scores the test split from prompts
+    (``templates``: a JSON prompt file or ``|``-separated templates; ``None``: the shipped file for the dataset);
+    run alone, it embeds only the test split: no training data is read.
     """
     unknown = [p for p in probes if p not in PROBES]
     if unknown:
@@ -93,22 +98,28 @@ def run_probes(
     resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    model = load(encoder, device=resolved, dtype=dtype, image_size=image_size)
+    model = load(
+        encoder, device=resolved, dtype=dtype, text=True if "zeroshot" in probes else None, image_size=image_size
+    )
     data = open_dataset(dataset)
-    missing = [s for s in ("train", "val", "test") if s not in data.splits]
+    needed = ("test",) if set(probes) == {"zeroshot"} else ("train", "val", "test")
+    missing = [s for s in needed if s not in data.splits]
     if missing:
         raise ValueError(f"{dataset} lacks split(s) {missing}: probes choose hyperparameters on val and score test")
     timings["load"] = time.perf_counter() - start
     start = time.perf_counter()
-    splits = ("train", "val", "test")
-    sets = embed_splits(model, data, splits, batch_size=batch_size, fit=fit, progress=progress)  # type: ignore[arg-type]
+    sets = embed_splits(model, data, needed, batch_size=batch_size, fit=fit, progress=progress)  # type: ignore[arg-type]
     timings["embed"] = time.perf_counter() - start
-    train, val, test = sets["train"], sets["val"], sets["test"]
+    train, val, test = sets.get("train"), sets.get("val"), sets["test"]
     names = data.label_names
     out: dict = {}
     for name in probes:
         start = time.perf_counter()
-        if name == "knn":
+        if name == "zeroshot":
+            from .text.zeroshot import zeroshot_probe
+
+            out["zeroshot"] = zeroshot_probe(model, test, names, data.task, templates, dataset, resolved)
+        elif name == "knn":
             out["knn"] = knn_probe(train, val, test, names, resolved)
         elif name == "linear":
             out["linear"] = linear_probe(train, val, test, names, resolved)
@@ -162,7 +173,8 @@ def run_probes(
             "linear": {"loss": "logistic, L2", "C_grid": [float(c) for c in LinearProbe().C], "standardize": True},
             "fewshot": {"shots": list(shots), "classifiers": ["knn", "linear", "prototype"]},
             "curation": {"fractions": list(fractions), "method": "k-means prototypes, distance quantiles, FPS"},
-            "preprocessing": train.metadata.get("preprocessing"),
+            "zeroshot": _zeroshot_protocol(),
+            "preprocessing": test.metadata.get("preprocessing"),
         },
         "seeds": list(range(seeds)),
         "probes": out,
@@ -172,6 +184,12 @@ def run_probes(
         else platform.processor() or "cpu",
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
+
+
+def _zeroshot_protocol() -> dict:
+    from .text.zeroshot import PROTOCOL
+
+    return dict(PROTOCOL)
 
 
 def _version(package: str) -> str:
@@ -193,6 +211,9 @@ def results_table(results: dict) -> str:
         if "medmnist_plus" in probes["knn"]:
             p = probes["knn"]["medmnist_plus"]
             rows.append(("knn medmnist+", *(fmt(p[m]) for m in METRICS), "k=11 euclidean majority"))
+    if "zeroshot" in probes:
+        p = probes["zeroshot"]
+        rows.append(("zero-shot", *(fmt(p[m]) for m in METRICS), f"{p['prompts']['mode']}, no training data"))
     if "linear" in probes:
         rows.append(("linear", *(fmt(probes["linear"][m]) for m in METRICS), f"C={probes['linear']['C']:.3g} (val)"))
     for clf, by_shot in probes.get("fewshot", {}).get("results", {}).items():

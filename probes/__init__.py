@@ -10,14 +10,17 @@ from .fewshot import PrototypeProbe, few_shot, summarize
 from .knn import KNNProbe
 from .linear import DEFAULT_C_GRID, LinearProbe
 from .metrics import binary_auroc, evaluate
+from .zeroshot import ZeroShotProbe, ensemble
 
 __all__ = [
     "DEFAULT_C_GRID",
     "KNNProbe",
     "LinearProbe",
     "PrototypeProbe",
+    "ZeroShotProbe",
     "binary_auroc",
     "curate",
+    "ensemble",
     "evaluate",
     "evaluate_curation",
     "few_shot",
