@@ -496,6 +496,12 @@ def _push(api: Any, adapted: AdaptedFolder, contents: dict[str, bytes], repo_id:
         if err.response is None or err.response.status_code != 409:
             raise
         created, url = False, f"{api.endpoint}/{repo_id}"  # 409: the repository exists; reuse it
+    if not created and private and not api.repo_info(repo_id).private:
+        raise HubPushError(
+            f"{repo_id} already exists and is public, but --private was asked (and the base's terms may "
+            "require it): nothing was uploaded. Make the repository private on the Hub, or choose another "
+            "name, then push again."
+        )
     if revision != "main":
         api.create_branch(repo_id, branch=revision, exist_ok=True)
     remote = {f.path: f for f in api.list_repo_tree(repo_id, revision=revision, recursive=True)

@@ -131,6 +131,16 @@ def test_private_flag_creates_a_private_repository(hub, tmp_path):
     assert hub.state.repos["org/secret"].private
 
 
+def test_private_push_into_an_existing_public_repository_is_refused(hub, tmp_path):
+    hub.create_repo("org/public", private=False)
+    folder = make_adapted_folder(tmp_path, base="medsiglip-448", method="head")
+    (folder / "LICENSE").write_text("HAI-DEF terms text")
+    with pytest.raises(HubPushError, match="already exists and is public"):
+        push(folder, "org/public", private=True)
+    assert set(hub.state.files("org/public")) == {".gitattributes"}
+    assert not any("preupload" in p or "/commit/" in p for _, p in hub.state.requests)
+
+
 def test_bad_token_gives_a_clear_401_error_without_the_token(hub, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", BAD_TOKEN)
     folder = make_adapted_folder(tmp_path, method="head")
