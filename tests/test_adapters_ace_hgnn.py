@@ -324,7 +324,7 @@ _NO_LORA = importlib.util.find_spec("encoderzoo.adapters.lora") is None
 @pytest.mark.skipif(_NO_LORA, reason="adapters/lora.py (LoRA owner) not there yet")
 @pytest.mark.parametrize("name", ["dinov2-small-reg4", "dinov3-small", "biomedclip"])
 def test_ace_inputs_after_add_lora(name: str) -> None:
-    from encoderzoo.adapters.lora import LoraSettings, add_lora
+    from encoderzoo.adapters.lora import LoraSettings, add_lora, merge_lora
 
     encoder, pixels = _tiny(name)
     add_lora(encoder, LoraSettings())
@@ -338,6 +338,10 @@ def test_ace_inputs_after_add_lora(name: str) -> None:
     out.sum().backward()
     lora_grads = [p.grad for n, p in encoder.trunk.named_parameters() if "lora_A" in n]
     assert lora_grads and all(g is not None and g.abs().sum() > 0 for g in lora_grads)
+    merge_lora(encoder)  # LoRA in every block: the merged plain trunk gives the same nodes and global row
+    with torch.no_grad():
+        merged_nodes, merged_affinity = ace_inputs(encoder, pixels)
+    assert (merged_nodes - nodes).abs().max() < 1e-4 and (merged_affinity - affinity).abs().max() < 1e-4
 
 
 # ---------------------------------------------------------------------------------------------------------------
