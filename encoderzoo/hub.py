@@ -432,11 +432,14 @@ def check_repo_id(repo_id: str) -> None:
         raise ValueError(f"invalid repository id {repo_id!r}: {err}") from None
 
 
-def upload_contents(folder: AdaptedFolder, terms: BaseTerms, repo_id: str | None = None) -> dict[str, bytes]:
-    """Path in the repository -> bytes: the folder's files as they are, plus the generated card and notice."""
+def upload_contents(
+    folder: AdaptedFolder, terms: BaseTerms, repo_id: str | None = None
+) -> dict[str, Path | bytes]:
+    """Path in the repository -> what to upload: the folder's files (as paths: large adapters are streamed,
+    never read whole into memory) plus the generated card and notice (as bytes)."""
     from .adapted_card import adapted_card
 
-    contents = {name: (folder.path / name).read_bytes() for name in folder.files}
+    contents: dict[str, Path | bytes] = {name: folder.path / name for name in folder.files}
     contents[CARD_FILE] = str(adapted_card(folder.path, repo_id)).encode()
     if terms.notice:
         contents[NOTICE_FILE] = terms.notice.encode()
@@ -484,7 +487,7 @@ def push(
         raise _explain(err, api.endpoint, repo_id, token) from err
 
 
-def _push(api: Any, adapted: AdaptedFolder, contents: dict[str, bytes], repo_id: str, private: bool,
+def _push(api: Any, adapted: AdaptedFolder, contents: dict[str, Path | bytes], repo_id: str, private: bool,
           revision: str, message: str | None) -> PushResult:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
     from huggingface_hub.errors import HfHubHTTPError
@@ -514,7 +517,7 @@ def _push(api: Any, adapted: AdaptedFolder, contents: dict[str, bytes], repo_id:
     if not result.changed:
         result.commit = api.repo_info(repo_id, revision=revision).sha
         return result
-    operations = [CommitOperationAdd(path_in_repo=n, path_or_fileobj=contents[n]) for n in uploaded]
+    operations = [CommitOperationAdd(path_in_repo=n, path_or_fileobj=_payload(contents[n])) for n in uploaded]
     operations += [CommitOperationDelete(path_in_repo=n) for n in deleted]
     summary = message or (
         f"Upload {adapted.spec.name} adapted by {adapted.method} on {_public_dataset(adapted.meta['dataset'])} "
@@ -535,15 +538,28 @@ def _valid_branch(name: str) -> bool:
     )
 
 
-def _same(remote: Any, data: bytes) -> bool:
-    """Whether a remote file (``RepoFile``) holds exactly ``data``: LFS files by sha256, others by git blob id."""
-    from huggingface_hub.utils.sha import git_hash
-
-    if remote.size != len(data):
+def _same(remote: Any, item: Path | bytes) -> bool:
+    """Whether a remote file (``RepoFile``) holds exactly ``item``: LFS files by sha256, others by git blob id."""
+    size = item.stat().st_size if isinstance(item, Path) else len(item)
+    if remote.size != size:
         return False
     if getattr(remote, "lfs", None) is not None:
-        return remote.lfs.sha256 == hashlib.sha256(data).hexdigest()
-    return remote.blob_id == git_hash(data)
+        return remote.lfs.sha256 == _digest(hashlib.sha256(), item)
+    return remote.blob_id == _digest(hashlib.sha1(b"blob %d\0" % size), item)  # git's blob id
+
+
+def _digest(hasher: Any, item: Path | bytes) -> str:
+    if isinstance(item, bytes):
+        hasher.update(item)
+    else:
+        with item.open("rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _payload(item: Path | bytes) -> str | bytes:
+    return str(item) if isinstance(item, Path) else item
 
 
 def _explain(err: Exception, endpoint: str, repo_id: str, token: str) -> HubPushError:
