@@ -99,6 +99,15 @@ def test_repush_makes_no_empty_commit_and_a_change_makes_one(hub, tmp_path):
     third = push(folder, "org/idem")
     assert third.uploaded == ["README.md", "results.json"]  # the card shows the device
     assert len(hub.state.commits_on("org/idem")) == commits + 1
+    # same sizes, other bytes: a regular file (git blob id) and an LFS file (sha256)
+    text = (folder / "results.json").read_text()
+    (folder / "results.json").write_text(text.replace('"epochs_run": 3', '"epochs_run": 4'))
+    head_size = (folder / "head.safetensors").stat().st_size
+    save_file({"weight": torch.ones(1, 32), "bias": torch.ones(1)}, str(folder / "head.safetensors"))
+    assert (folder / "head.safetensors").stat().st_size == head_size
+    fourth = push(folder, "org/idem")
+    assert fourth.uploaded == ["README.md", "head.safetensors", "results.json"]
+    assert hub.state.files("org/idem")["head.safetensors"] == (folder / "head.safetensors").read_bytes()
 
 
 def test_existing_repository_is_reused_and_foreign_files_kept(hub, tmp_path):
