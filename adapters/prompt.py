@@ -129,6 +129,12 @@ class PromptedTrunk(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def forward_intermediates(self, *args, **kwargs):
+        """Not forwarded to ``base``: the base's version would silently run without the prompts."""
+        raise UnsupportedAdapterError(
+            "forward_intermediates is not available on a prompted trunk; use forward_features (prompts removed)"
+        )
+
     @contextmanager
     def _prompts_unrotated(self) -> Iterator[None]:
         """RoPE attention skips ``num_prefix_tokens`` leading tokens: count the prompts among them."""

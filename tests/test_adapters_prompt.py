@@ -192,6 +192,8 @@ def test_init_follows_vpt():
     assert prompts.abs().max() <= bound
     assert prompts.abs().max() > 0.95 * bound and abs(prompts.std().item() - bound / 3**0.5) < 0.05 * bound
     assert isinstance(encoder.trunk, PromptedTrunk) and encoder.trunk.num_prefix_tokens == 1  # base attrs
+    with pytest.raises(UnsupportedAdapterError, match="forward_intermediates"):
+        encoder.trunk.forward_intermediates(pixels(encoder))  # the base's would silently skip the prompts
 
 
 @pytest.mark.parametrize("name", UNSUPPORTED)
