@@ -204,12 +204,16 @@ def test_offline_without_weights_says_where_to_put_them(monkeypatch, tmp_path):
         encoderzoo.load("medvit-v2-base")
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize(
+    "size", ["tiny", *(pytest.param(size, marks=pytest.mark.slow) for size in ("small", "base", "large"))]
+)
 def test_every_size_runs_forward_on_cpu(size):
-    spec = encoderzoo.get_spec(f"medvit-v2-{size}")
+    """Each full-size entry builds and embeds. At 112 px, the smallest input whose stage-3 map still holds a
+    7x7 neighborhood, to keep the test fast: the numerics are checked by the golden test above."""
+    spec = dataclasses.replace(encoderzoo.get_spec(f"medvit-v2-{size}"), input_size=112)
     encoder = encoderzoo.load(spec, pretrained=False)
     with torch.no_grad():
-        out = encoder.embed(torch.randn(1, 3, 224, 224))
+        out = encoder.embed(torch.randn(1, 3, 112, 112))
     assert out.shape == (1, spec.embed_dim) and torch.isfinite(out).all()
 
 
