@@ -21,6 +21,7 @@ from .embeddings import EmbeddingSet
 from .engine import embed_splits
 from .loading import load
 from .probes import KNNProbe, LinearProbe, evaluate, evaluate_curation, few_shot, near_duplicates, summarize
+from .probes._base import selection_metric_for
 
 PROBES = ("knn", "linear", "fewshot", "curation", "zeroshot")
 KNN_KS = (10, 20, 50, 100, 200)
@@ -36,15 +37,17 @@ def knn_probe(train: EmbeddingSet, val: EmbeddingSet, test: EmbeddingSet, names,
     """DINOv2 kNN (cosine, T=0.07) with k chosen on val from ``KNN_KS``; plus the MedMNIST+ preset."""
     ks = [k for k in KNN_KS if k <= len(train)] or [len(train)]
     probe = KNNProbe(k=ks[0], device=device).fit(train.features.numpy(), train.labels)
+    metric = selection_metric_for(probe.column_targets(train.labels, split="train"), probe.multilabel_)
+    val_true = probe.column_targets(val.labels, split="val")
     val_scores = {
-        k: evaluate(probe.column_targets(val.labels), p, names)["auroc" if val.labels.ndim == 2 else "accuracy"]
-        for k, p in probe.predict_proba_many(val.features.numpy(), ks).items()
+        k: evaluate(val_true, p, names)[metric] for k, p in probe.predict_proba_many(val.features.numpy(), ks).items()
     }
     best_k = max(ks, key=lambda k: (val_scores[k], -k))
     probe.set_params(k=best_k)
     test_metrics = evaluate(probe.column_targets(test.labels), probe.predict_proba(test.features.numpy()), names)
     result = {
         "k": best_k,
+        "selection_metric": metric,
         "val_scores": val_scores,
         **_single(test_metrics),
         "auroc_skipped": test_metrics["auroc_skipped"],
@@ -61,7 +64,11 @@ def linear_probe(train, val, test, names, device) -> dict:
     metrics = evaluate(probe.column_targets(test.labels), probe.predict_proba(test.features.numpy()), names)
     return {
         "C": probe.C_,
+        "standardize": probe.standardize_,
+        "selection_metric": probe.selection_metric_,
+        "converged": probe.converged_,
         "val_scores": probe.val_scores_,
+        "path": probe.path_,
         **_single(metrics),
         "auroc_skipped": metrics["auroc_skipped"],
     }
@@ -170,7 +177,12 @@ def run_probes(
         "protocol": {
             "hyperparameters": "chosen on val only (kNN k, linear C); test scored once per fitted probe",
             "knn": {"metric": "cosine", "vote": "temperature", "temperature": 0.07, "k_grid": list(KNN_KS)},
-            "linear": {"loss": "logistic, L2", "C_grid": [float(c) for c in LinearProbe().C], "standardize": True},
+            "linear": {
+                "loss": "logistic, L2",
+                "C_grid": [float(c) for c in LinearProbe().C],
+                "standardize": "chosen on val with C (z-scored or raw features)",
+                "selection_metric": "accuracy; AUROC if multi-label or imbalanced (smallest class < half the largest)",
+            },
             "fewshot": {"shots": list(shots), "classifiers": ["knn", "linear", "prototype"]},
             "curation": {"fractions": list(fractions), "method": "k-means prototypes, distance quantiles, FPS"},
             "zeroshot": _zeroshot_protocol(),
@@ -215,7 +227,10 @@ def results_table(results: dict) -> str:
         p = probes["zeroshot"]
         rows.append(("zero-shot", *(fmt(p[m]) for m in METRICS), f"{p['prompts']['mode']}, no training data"))
     if "linear" in probes:
-        rows.append(("linear", *(fmt(probes["linear"][m]) for m in METRICS), f"C={probes['linear']['C']:.3g} (val)"))
+        lin = probes["linear"]
+        features = {True: "z-scored, ", False: "raw, "}.get(lin.get("standardize"), "")
+        detail = f"C={lin['C']:.3g}, {features}{lin.get('selection_metric', 'accuracy')} (val)"
+        rows.append(("linear", *(fmt(lin[m]) for m in METRICS), detail))
     for clf, by_shot in probes.get("fewshot", {}).get("results", {}).items():
         for n, metrics in by_shot.items():
             rows.append((f"{n}-shot {clf}", *(fmt(metrics[m]) for m in METRICS), f"{len(results['seeds'])} seeds"))

@@ -42,6 +42,15 @@ def as_labels(y, n: int) -> np.ndarray:
     return y
 
 
+def selection_metric_for(targets: np.ndarray, multilabel: bool) -> str:
+    """The validation metric ``selection_metric="auto"`` means: AUROC for multi-label tasks and imbalanced classes
+    (smallest training class under half the largest), accuracy for balanced single-label tasks."""
+    if multilabel:
+        return "auroc"
+    counts = np.bincount(targets)
+    return "auroc" if counts.min() < 0.5 * counts.max() else "accuracy"
+
+
 class ProbeBase(ClassifierMixin, BaseEstimator):
     """Single-label: ``classes_`` from ``np.unique(y)``. Multi-label: ``y`` is ``(N, L)`` 0/1 with NaN unknown."""
 
@@ -71,10 +80,31 @@ class ProbeBase(ClassifierMixin, BaseEstimator):
             raise ValueError(f"need at least 2 classes to fit a classifier, got {len(self.classes_)}")
         return encoded.astype(np.int64)
 
-    def column_targets(self, y) -> np.ndarray:
-        """``y`` in the columns of ``predict_proba`` (class index; multi-label unchanged), as ``evaluate`` wants."""
-        y = np.asarray(y)
-        return y if self.multilabel_ else np.searchsorted(self.classes_, y)
+    def column_targets(self, y, split: str = "test") -> np.ndarray:
+        """``y`` in the columns of ``predict_proba`` (class index; multi-label unchanged), as ``evaluate`` wants.
+
+        A label of ``split`` that the training split never had has no column: that is an error naming the
+        split, the unseen labels and the classes seen in train.
+        """
+        check_is_fitted(self)
+        y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
+        if self.multilabel_:
+            if y.ndim != 2 or y.shape[1] != len(self.classes_):
+                raise ValueError(
+                    f"the {split} split has labels of shape {y.shape}, but the probe was trained on "
+                    f"{len(self.classes_)} labels per sample"
+                )
+            return y
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        unseen = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unseen):
+            raise ValueError(
+                f"the {split} split has label(s) {unseen.tolist()} never seen in train; train has classes "
+                f"{self.classes_.tolist()}. Every {split} class needs training examples (check the split, or "
+                "drop those samples)"
+            )
+        return np.searchsorted(self.classes_, y)
 
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)

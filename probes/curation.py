@@ -28,19 +28,27 @@ from .metrics import evaluate
 
 
 def kmeans(x: torch.Tensor, k: int, *, iters: int = 50, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Spherical k-means on L2-normalized rows; returns (centroids, assignment)."""
+    """Spherical k-means on L2-normalized rows; returns (centroids, assignment).
+
+    Seeded by greedy k-means++ (as scikit-learn): each new centre is the best of ``2 + log(k)`` candidates
+    sampled proportionally to the squared distance, the one that lowers the total squared distance most, so a
+    large cluster rarely takes two seeds while a small one gets none.
+    """
     n = len(x)
     k = min(k, n)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     centroids = x[torch.randint(n, (1,), generator=gen)]
     closest = 1 - (x @ centroids.T).squeeze(1)
-    for _ in range(1, k):  # k-means++: sample proportional to squared distance
+    tries = 2 + int(np.log(k))
+    for _ in range(1, k):
         weights = closest.clamp_min(0).square().cpu()
         if not weights.sum() > 0:  # every point coincides with a centroid
             weights = torch.ones(n)
-        pick = torch.multinomial(weights, 1, generator=gen)
-        centroids = torch.cat([centroids, x[pick.to(x.device)]])
-        closest = torch.minimum(closest, 1 - (x @ centroids[-1:].T).squeeze(1))
+        picks = torch.multinomial(weights, tries, replacement=True, generator=gen).to(x.device)
+        candidate = torch.minimum(closest[None], 1 - x[picks] @ x.T)  # (tries, n)
+        best = int(candidate.clamp_min(0).square().sum(1).argmin())
+        centroids = torch.cat([centroids, x[picks[best : best + 1]]])
+        closest = candidate[best]
     assign = torch.zeros(n, dtype=torch.long, device=x.device)
     for _ in range(iters):
         new_assign = (x @ centroids.T).argmax(1)

@@ -2,7 +2,15 @@
 
 Each (shots, seed) episode samples ``shots`` training examples per class (all of a class if it has fewer,
 recorded), fits each classifier, scores it once on the test split, and the results are reported as
-``{mean, std, values}`` over seeds. The linear probe's C is chosen on the validation split when one is given.
+``{mean, std, values}`` over seeds. Episodes are drawn from the training split only (seeded by the seed index);
+the validation split only chooses the linear probe's C, when one is given (else C = 1).
+
+The linear classifier works on L2-normalized features. Z-scoring with the statistics of a few shots (3 samples
+for a 1-shot 3-class episode) amplifies whichever features those samples happen to agree on, and scored below
+chance in a 1-shot trial on real embeddings; yet on other features it helps. So validation chooses, per episode,
+between raw and z-scored (unit-norm) features along with C; without a validation split the features stay raw
+and C = 1. On unit-norm features a strongly regularized logistic regression points each class's weights at its
+centred class mean, the prototype classifier's rule, so the grid holds a prototype-like candidate.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import torch
 
 from ._base import ProbeBase, as_features, as_labels, pick_device
 from .knn import KNNProbe
-from .linear import LinearProbe
+from .linear import DEFAULT_C_GRID, LinearProbe
 from .metrics import evaluate
 
 CLASSIFIERS = ("knn", "linear", "prototype")
@@ -84,6 +92,7 @@ def few_shot(
         raise ValueError(f"unknown classifier(s) {unknown}; choose from {CLASSIFIERS}")
     results: dict = {c: {} for c in classifiers}
     notes: dict = {}
+    unit = [unit_rows(X) if X is not None else None for X in (X_train, X_test, X_val)]  # the linear classifier's
     for n in shots:
         per_classifier: dict = {c: [] for c in classifiers}
         for seed in range(seeds):
@@ -92,18 +101,27 @@ def few_shot(
                 notes.setdefault(f"{n}-shot", f"classes with fewer than {n} examples used whole: {short}")
             for name in classifiers:
                 probe = _make(name, n, len(index), device, X_val is not None)
-                args = (X_val, y_val) if (name == "linear" and X_val is not None) else ()
-                probe.fit(X_train[index], y_train[index], *args)
-                proba = probe.predict_proba(X_test)
+                train, test = (unit[0], unit[1]) if name == "linear" else (X_train, X_test)
+                args = (unit[2], y_val) if (name == "linear" and X_val is not None) else ()
+                probe.fit(train[index], y_train[index], *args)
+                proba = probe.predict_proba(test)
                 per_classifier[name].append(evaluate(probe.column_targets(y_test), proba, label_names))
         for name, runs in per_classifier.items():
             results[name][n] = {m: summarize([r[m] for r in runs]) for m in ("accuracy", "balanced_accuracy", "auroc")}
     return {"results": results, "shots": list(shots), "seeds": list(range(seeds)), "notes": notes}
 
 
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero)."""
+    X = as_features(X)
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+
+
 def _make(name: str, shots: int, n_train: int, device, has_val: bool):
     if name == "knn":
         return KNNProbe(k=min(20, n_train), device=device)
     if name == "linear":
-        return LinearProbe(device=device) if has_val else LinearProbe(C=1.0, device=device)
+        if not has_val:
+            return LinearProbe(C=1.0, standardize=False, device=device)
+        return LinearProbe(C=DEFAULT_C_GRID, standardize="auto", device=device)
     return PrototypeProbe(device=device)

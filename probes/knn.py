@@ -62,7 +62,7 @@ class KNNProbe(ProbeBase):
         self.device_ = pick_device(self.device)
         self.train_features_ = self._prepare(torch.from_numpy(X).to(self.device_))
         if self.metric == "euclidean":
-            self.train_sq_norms_ = (self.train_features_.double() ** 2).sum(1)
+            self.train_half_sq_norms_ = 0.5 * self.train_features_.square().sum(1, dtype=torch.float64).float()
         t = torch.from_numpy(targets).to(self.device_)
         self.train_targets_ = t if self.multilabel_ else torch.nn.functional.one_hot(t, len(self.classes_)).float()
         return self
@@ -92,19 +92,21 @@ class KNNProbe(ProbeBase):
     def _neighbours(self, query: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k by similarity (cosine) or by smallest distance (euclidean), best first.
 
-        Euclidean: candidates come from a matmul-based search (``k + 16`` of them), then are re-ranked by
-        ``sum((q - c)^2)`` computed directly, which has none of the cancellation of the expanded form, so
-        near-ties order like sklearn's float64 computation.
+        Euclidean: ``k + 8`` candidates come from one GEMM ranking ``q.c - |c|^2 / 2`` (the query's norm does
+        not change the order), then are re-ranked by ``sum((q - c)^2)`` computed directly (float32
+        differences, float64 sum), which has none of the cancellation of the expanded form, so near-ties order
+        like sklearn's float64 computation.
         """
         if self.metric == "cosine":
             return (query @ self.train_features_.T).topk(k, dim=1)
-        approx = (query**2).sum(1, keepdim=True) - 2.0 * query @ self.train_features_.T + self.train_sq_norms_.float()
-        candidates = (-approx).topk(min(k + 16, approx.shape[1]), dim=1).indices
+        score = torch.addmm(self.train_half_sq_norms_, query, self.train_features_.T, alpha=1.0, beta=-1.0)
+        candidates = score.topk(min(k + 8, score.shape[1]), dim=1).indices
+        del score
         exact = torch.cat(
-            [  # in blocks of 256 queries: the gathered candidates are (256, k + 16, dim)
-                ((query[i : i + 256, None].double() - self.train_features_[candidates[i : i + 256]].double()) ** 2).sum(
-                    -1
-                )
+            [  # in blocks of 256 queries: the gathered candidates are (256, k + 8, dim)
+                (query[i : i + 256, None] - self.train_features_[candidates[i : i + 256]])
+                .square_()
+                .sum(-1, dtype=torch.float64)
                 for i in range(0, len(query), 256)
             ]
         )
