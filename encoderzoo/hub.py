@@ -63,6 +63,10 @@ class LicenceRestrictionError(EncoderZooError):
     """The base model's licence or terms do not allow the push as asked; the message names the terms."""
 
 
+class NotShareableError(EncoderZooError, ValueError):
+    """The adapter names a base that only exists on this machine, so nobody could load it from the Hub."""
+
+
 class HubPushError(EncoderZooError):
     """The Hub refused the push or the connection failed; nothing was changed locally."""
 
@@ -412,6 +416,8 @@ class PushResult:
     deleted: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     created_repo: bool = False
+    warnings: list[str] = field(default_factory=list)
+    """Things the user should know about what was published (local paths in the uploaded JSON files)."""
 
     @property
     def changed(self) -> bool:
@@ -430,6 +436,29 @@ def check_repo_id(repo_id: str) -> None:
         validate_repo_id(repo_id)
     except HFValidationError as err:
         raise ValueError(f"invalid repository id {repo_id!r}: {err}") from None
+
+
+def check_shareable(folder: AdaptedFolder) -> None:
+    """Refuse an adapter whose base was loaded from a folder on this machine: others could not rebuild it."""
+    name = str(folder.base.get("name", ""))
+    if name.startswith("local-dir:"):
+        raise NotShareableError(
+            f"the adapter's base was loaded from {name!r}, a folder on this machine, so nobody could load this "
+            "adapter from the Hub. Push the base first (its save_pretrained folder, e.g. with `hf upload`) and "
+            "adapt `hf-hub:ORG/BASE`, or adapt a registry encoder."
+        )
+
+
+def local_path_warnings(folder: AdaptedFolder) -> list[str]:
+    """Local paths that the uploaded encoderzoo.json / results.json would publish (the card hides them)."""
+    dataset = str(folder.meta.get("dataset", ""))
+    kind, _, rest = dataset.partition(":")
+    if kind in ("npz", "folder", "nih", "chexpert") and ("/" in rest or "\\" in rest):
+        return [
+            f"encoderzoo.json and results.json name the dataset {dataset!r}, a path on this machine; they are "
+            "uploaded as they are (the card shows only the file name)"
+        ]
+    return []
 
 
 def upload_contents(
@@ -468,6 +497,7 @@ def push(
     adapted = read_adapted_folder(folder)
     terms = base_terms(adapted.meta)
     check_terms(terms, adapted, private=private)
+    check_shareable(adapted)
     contents = upload_contents(adapted, terms, repo_id)
 
     from huggingface_hub import HfApi, get_token
@@ -513,7 +543,8 @@ def _push(api: Any, adapted: AdaptedFolder, contents: dict[str, Path | bytes], r
     for name, data in sorted(contents.items()):
         (unchanged if name in remote and _same(remote[name], data) else uploaded).append(name)
     deleted = sorted(p for p in remote if p in MANAGED_FILES and p not in contents)
-    result = PushResult(repo_id, revision, None, url, uploaded, deleted, unchanged, created)
+    result = PushResult(repo_id, revision, None, url, uploaded, deleted, unchanged, created,
+                        local_path_warnings(adapted))
     if not result.changed:
         result.commit = api.repo_info(repo_id, revision=revision).sha
         return result

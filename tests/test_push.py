@@ -23,6 +23,7 @@ from encoderzoo.hub import (
     HubPushError,
     InvalidAdaptedFolderError,
     LicenceRestrictionError,
+    NotShareableError,
     push,
 )
 from tests.hub_server import HubServer
@@ -280,6 +281,30 @@ def test_invalid_repo_id_is_refused_before_anything_is_uploaded(hub, tmp_path, r
     with pytest.raises(ValueError, match="repository id"):
         push(make_adapted_folder(tmp_path, method="head"), repo_id)
     assert hub.state.requests == []
+
+
+def test_adapter_of_a_local_base_is_not_shareable(hub, tmp_path):
+    folder = make_adapted_folder(tmp_path, method="head")
+    meta = json.loads((folder / "encoderzoo.json").read_text())
+    meta["base"]["name"] = "local-dir:/home/alice/my-encoder"
+    (folder / "encoderzoo.json").write_text(json.dumps(meta))
+    with pytest.raises(NotShareableError, match="a folder on this machine"):
+        push(folder, "org/x")
+    assert hub.state.requests == []
+
+
+def test_local_dataset_paths_are_reported_by_the_cli(hub, tmp_path):
+    from typer.testing import CliRunner
+
+    from encoderzoo.cli import app
+
+    folder = make_adapted_folder(tmp_path, method="head", dataset="npz:/home/alice/study.npz")
+    plain = make_adapted_folder(tmp_path / "plain", method="head")
+    assert push(plain, "org/plain").warnings == []
+    result = CliRunner().invoke(app, ["push", str(folder), "--repo", "org/paths"])
+    assert result.exit_code == 0, result.output
+    assert "warning: encoderzoo.json and results.json name the dataset 'npz:/home/alice/study.npz'" in result.output
+    assert b"/home/alice" not in hub.state.files("org/paths")["README.md"]
 
 
 # --- licence and gating guard --------------------------------------------------------------------------------
