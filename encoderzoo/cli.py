@@ -313,6 +313,8 @@ def push_command(
         _fail(err)
     if result.created_repo:
         typer.echo(f"created {result.url}", err=True)
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     if not result.changed:
         typer.echo(f"{repo}@{revision} is up to date ({len(result.unchanged)} files unchanged); no commit made")
         return
