@@ -612,6 +612,12 @@ def _explain(err: Exception, endpoint: str, repo_id: str, token: str) -> HubPush
         )
     if isinstance(err, HfHubHTTPError):
         return HubPushError(f"the Hub refused the push to {repo_id} ({detail}). {untouched}")
+    if isinstance(err, ValueError) and "metadata in README.md" in str(err):  # the Hub's validate-yaml said no
+        reasons = "; ".join(line.strip("- ") for line in str(err).splitlines()[1:] if line.strip())
+        return HubPushError(
+            f"the Hub rejected the model card's metadata ({_scrub(reasons, token) or detail}); nothing was "
+            f"uploaded to {repo_id}. {untouched} Please report this as an encoderzoo bug."
+        )
     return HubPushError(
         f"the upload to {endpoint} was interrupted ({type(err).__name__}: {detail}); nothing was committed to "
         f"{repo_id}, or only files that are already complete. {untouched} Run the same push again to finish it: "

@@ -151,6 +151,16 @@ def test_private_push_into_an_existing_public_repository_is_refused(hub, tmp_pat
     assert not any("preupload" in p or "/commit/" in p for _, p in hub.state.requests)
 
 
+def test_card_metadata_rejected_by_the_hub_is_a_clear_error(hub, tmp_path, monkeypatch):
+    from tests import hub_server
+
+    monkeypatch.setattr(hub_server, "KNOWN_LICENSES", {"mit", "other"})  # a Hub that no longer knows apache-2.0
+    with pytest.raises(HubPushError, match="rejected the model card's metadata") as info:
+        push(make_adapted_folder(tmp_path, method="head"), "org/card")
+    assert "apache-2.0" in str(info.value)
+    assert not any("preupload" in p or "/commit/" in p for _, p in hub.state.requests)
+
+
 def test_bad_token_gives_a_clear_401_error_without_the_token(hub, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", BAD_TOKEN)
     folder = make_adapted_folder(tmp_path, method="head")
