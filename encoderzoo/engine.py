@@ -40,7 +40,7 @@ from .errors import EncoderZooError
 from .paths import cache_root
 from .transforms import as_nchw, pad_to_canvas
 
-CACHE_FORMAT = 2  # bump when the cache layout or preprocessing semantics change
+CACHE_FORMAT = 3  # bump when the cache layout or preprocessing semantics change
 Fit = Literal["resize", "pad"]
 
 
