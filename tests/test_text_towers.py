@@ -117,6 +117,15 @@ def test_medsiglip_text_matches_transformers_siglip(medsiglip, attention):
     assert not torch.allclose(logits, _cosine(image_emb, text_emb), atol=1e-2), "the logit scale must apply"
 
 
+def test_short_texts_are_padded_to_the_full_context(biomedclip, medsiglip):
+    """Both towers were trained on texts padded to the full context; SigLIP reads the last (padding) position."""
+    for spec, _, path, tokenizer in (biomedclip, medsiglip):
+        enc = encoderzoo.load(spec, weights=path, text=True, tokenizer=tokenizer)
+        ids = enc.tokenize("normal")
+        pad = enc._tokenizer.hf.pad_token_id
+        assert ids.shape == (1, spec.text.context_length) and ids[0, -1] == pad and (ids[0] == pad).sum() > 1
+
+
 def test_encode_text_accepts_token_ids_and_normalizes_on_request(medsiglip):
     spec, _, path, tokenizer = medsiglip
     enc = encoderzoo.load(spec, weights=path, text=True, tokenizer=tokenizer)
@@ -189,6 +198,17 @@ def test_checkpoint_without_text_tower_is_refused_with_text_true(tmp_path):
     _, path = open_clip_reference(spec, tmp_path)
     with pytest.raises(StateDictMismatchError, match="holds no text tower"):
         encoderzoo.load(spec, weights=path, text=True)
+
+
+def test_index_buffers_of_older_transformers_checkpoints_are_dropped(biomedclip, tmp_path):
+    """BiomedCLIP's file was written by transformers 4.x, which saved ``embeddings.position_ids``."""
+    spec, ref, _, tokenizer = biomedclip
+    state = ref.state_dict()
+    state["text.transformer.embeddings.position_ids"] = torch.arange(spec.text.max_positions)[None]
+    torch.save(state, tmp_path / "old.bin")
+    enc = encoderzoo.load(spec, weights=tmp_path / "old.bin", text=True, tokenizer=tokenizer)
+    with torch.no_grad():
+        assert torch.allclose(enc.encode_text(TEXTS), ref.encode_text(enc.tokenize(TEXTS)), atol=ATOL)
 
 
 def test_wrong_text_weights_are_listed(biomedclip, tmp_path):
