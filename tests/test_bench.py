@@ -55,6 +55,7 @@ def test_cli_bench_json_fields_are_present_and_sane(tiny_name, tmp_path):
         assert row["images_per_s"] > 0 and row["ms_per_batch"] > 0
         assert row["images_per_s"] == pytest.approx(3 / (row["ms_per_batch"] / 1000))
         assert row["ms_per_batch_min"] <= row["ms_per_batch"] <= row["ms_per_batch_max"]
+        assert row["ms_per_batch"] == pytest.approx((row["ms_per_batch_min"] + row["ms_per_batch_max"]) / 2)  # median
         assert row["achieved_tflops"] == pytest.approx(row["flops_per_image"] * row["images_per_s"] / 1e12)
         assert row["peak_memory_mib"] is not None and row["peak_memory_mib"] >= 0
         assert row["share_of_peak"] is None and row["peak_tflops"] is None  # no known peak for a CPU
@@ -110,7 +111,11 @@ def test_cnn_rows_are_measured_once_without_attention_kernels():
     assert report["results"][0]["tokens"] is None and report["results"][0]["flops_per_image"] > 0
 
 
-def test_unusable_kernel_fails_before_measuring():
+def test_unusable_kernel_fails_before_measuring(monkeypatch):
+    def measured(*args, **kwargs):
+        raise AssertionError("measured before every kernel was validated")
+
+    monkeypatch.setattr(bench, "bench_encoder", measured)
     with pytest.raises(AttentionBackendError, match="xformers"):
         bench.run_bench(["dinov2-base"], attentions=("sdpa", "xformers"), pretrained=False)
 

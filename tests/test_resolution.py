@@ -238,6 +238,17 @@ def test_save_pretrained_round_trips_the_size(tmp_path):
         assert bigger.embed(torch.randn(1, 3, 70, 70)).shape == (1, 32)
 
 
+def test_a_resized_spec_loads_the_canonical_checkpoint_again(tmp_path):
+    """``load(encoder.spec, weights=...)`` (as adapted folders do) resamples from the checkpoint's native grid."""
+    spec = _at("rad-dino")
+    _, path = dinov2_hf_reference(spec, tmp_path)
+    first = encoderzoo.load(spec, weights=path, image_size=42)
+    again = encoderzoo.load(first.spec, weights=path)
+    x = torch.randn(1, 3, 42, 42)
+    with torch.no_grad():
+        assert torch.equal(again.embed(x), first.embed(x))
+
+
 def test_a_checkpoint_of_another_size_is_reported_not_stretched(tmp_path):
     small = _at("dinov2-small", 42)
     _, path = timm_reference(small, tmp_path)  # a 3x3 grid, while the spec says 4x4
