@@ -102,6 +102,8 @@ def run_probes(
     unknown = [p for p in probes if p not in PROBES]
     if unknown:
         raise ValueError(f"unknown probe(s) {unknown}; choose from {PROBES}")
+    if templates is not None and "zeroshot" not in probes:
+        raise ValueError("templates apply to the zeroshot probe only: add zeroshot to the probes")
     resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     timings: dict[str, float] = {}
     start = time.perf_counter()

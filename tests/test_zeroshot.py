@@ -266,6 +266,11 @@ def test_cli_probe_zeroshot_offline(tiny_clip_dir, tmp_path):
     assert {"encoder", "revision", "dataset", "protocol", "seeds", "versions", "device", "timings_s"} <= set(saved)
 
 
+def test_templates_without_the_zeroshot_probe_are_refused():
+    result = runner.invoke(app, ["probe", "--probes", "knn", "--templates", "{}", "--device", "cpu"])
+    assert result.exit_code == 2 and "zeroshot probe only" in result.output
+
+
 def test_cli_zeroshot_on_an_image_only_encoder_is_a_clear_error():
     result = runner.invoke(app, ["probe", "-e", "efficientnet-lite0", "--probes", "zeroshot", "--device", "cpu"])
     assert result.exit_code == 2 and "image-only" in result.output
