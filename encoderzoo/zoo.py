@@ -210,6 +210,11 @@ ZOO: tuple[EncoderSpec, ...] = (
             "Embedding = the SigLIP attention-pool head output of the vision tower (1152-d).",
             "SigLIP's MLPs use tanh-approximated GELU (transformers' gelu_pytorch_tanh); timm's SigLIP definitions "
             "default to exact GELU, which shifts outputs by ~1e-4: we build with act_layer='gelu_tanh'.",
+            "With load(..., text=True): the SigLIP text tower of the same checkpoint (64 tokens padded with the "
+            "end-of-text token and not masked, last position pooled, linear head), logit scale and bias: "
+            "sigmoid(logit) is the probability that a text matches an image (the zeroshot probe takes a softmax "
+            "over classes, as the model card's example does). Text tower sizes are SigLIP so400m's, not yet checked "
+            "against the gated repository's config.json (the strict load names any mismatch).",
         ),
         # the text tower of the same SiglipModel checkpoint (SigLIP so400m text transformer; sizes not yet
         # checked against the gated repository's config.json: the strict load names any mismatch)
@@ -268,7 +273,11 @@ ZOO: tuple[EncoderSpec, ...] = (
         domains=("biomedical figures", "radiology", "histopathology", "microscopy"),
         notes=(
             "open_clip loads it only as `hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224`; "
-            "we read the same file and keep the vision tower (timm ViT-B/16 + 512-d linear projection).",
+            "we read the same file: the vision tower (timm ViT-B/16 + 512-d linear projection) and, with "
+            "load(..., text=True), the PubMedBERT text tower as open_clip builds it (HFTextEncoder: [CLS] of the "
+            "last hidden state, MLP projection to 512, 256 tokens) and the logit scale.",
+            "Tokenizer: microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract (hf_tokenizer_name in "
+            "open_clip_config.json), not pinned; zero-shot probabilities are a softmax over the logits.",
         ),
         # open_clip_config.json: hf_model_name = hf_tokenizer_name = BiomedBERT (abstract, uncased),
         # hf_pooler_type cls_last_hidden_state_pooler, hf_proj_type mlp, context_length 256, embed_dim 512
