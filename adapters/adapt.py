@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..adapted_card import write_card
 from ..atomic import atomic_write
 from ..data import open_dataset
 from ..engine import weights_fingerprint
@@ -139,18 +140,8 @@ def adapt(
         save_adapted(model, out, meta)
         text = json.dumps(results, indent=2, default=_json_default)
         atomic_write(out / RESULTS_FILE, lambda tmp: tmp.write_text(text + "\n"))
-        _write_card(out)
+        write_card(out)
     return results
-
-
-def _write_card(out: Path) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("encoderzoo.adapted_card") is None:  # TODO(lead): drop once the card lands
-        return
-    from ..adapted_card import write_card
-
-    write_card(out)
 
 
 def _json_default(value: Any) -> Any:

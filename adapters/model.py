@@ -9,12 +9,13 @@ Methods (``METHODS``):
 - ``lora``: peft LoRA on ``spec.lora_targets`` (``adapters.lora``).
 - ``vpt`` / ``vpt-deep``: visual prompt tuning, shallow or deep (``adapters.prompt``).
 - ``ace-hgnn``: the hypergraph context module of ACE-LoRA on the frozen final tokens (``adapters.ace_hgnn``);
-  for CLIP-style encoders (``pooling == "proj"``) every node is projected first, as ACE-LoRA does, so the
-  embedding keeps the encoder's output width.
+  for CLIP-style encoders (``pooling == "proj"``) ``ace_inputs`` projects every node first, as ACE-LoRA does, so
+  the embedding keeps the encoder's output width.
 - ``full``: every encoder weight trains (the reference the cheap methods are measured against).
 
-Batch-norm layers of the encoder always stay in eval mode (their running statistics are frozen), whatever the
-method: small fine-tuning batches would otherwise overwrite ImageNet statistics.
+The frozen base stays in eval mode while training (no dropout or stochastic depth). Batch-norm layers stay in
+eval mode whatever the method, ``full`` included: small fine-tuning batches would otherwise overwrite their
+ImageNet statistics.
 """
 
 from __future__ import annotations
@@ -104,10 +105,7 @@ class AdaptedEncoder(nn.Module):
             return self.encoder.embed(pixels)
         from .ace_hgnn import ace_inputs
 
-        nodes, affinity = ace_inputs(self.encoder, pixels)
-        if self.encoder.proj is not None:
-            nodes = self.encoder.proj(nodes)
-        return self.ace(nodes, affinity)
+        return self.ace(*ace_inputs(self.encoder, pixels))
 
     forward = embed
 
@@ -131,9 +129,7 @@ class AdaptedEncoder(nn.Module):
             return (self.encoder.embed(pixels),)
         from .ace_hgnn import ace_inputs
 
-        nodes, affinity = ace_inputs(self.encoder, pixels)
-        if self.encoder.proj is not None:
-            nodes = self.encoder.proj(nodes)
+        nodes, affinity = ace_inputs(self.encoder, pixels)  # CLIP-style encoders: every node projected
         return nodes, affinity if affinity is not None else nodes.new_zeros(len(nodes), 0)
 
     def classify_features(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -147,7 +143,15 @@ class AdaptedEncoder(nn.Module):
         return self.encoder.forward_tokens(pixels)
 
     def train(self, mode: bool = True) -> AdaptedEncoder:
+        """The frozen base stays in eval mode (no dropout or stochastic depth, batch-norm statistics frozen);
+        only the method's own modules (head, ACE-HGNN, peft's LoRA dropout) follow ``mode``. With ``full`` the
+        encoder trains too, but its batch-norm statistics stay frozen."""
         super().train(mode)
+        if self.method != "full":
+            self.encoder.eval()
+            for name, module in self.encoder.named_modules():
+                if name.endswith("lora_dropout"):
+                    module.train(mode)
         for module in self.encoder.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.eval()

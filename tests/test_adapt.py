@@ -155,6 +155,21 @@ def test_frozen_features_computed_once_train_exactly_like_pixels(method, vit_bas
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=name)
 
 
+@pytest.mark.parametrize("name", encoderzoo.list_encoders())
+def test_every_registry_entry_takes_a_head_and_ace_hgnn(name):
+    """Each method's embedding has the spec's output width and trains (gradients reach its parameters)."""
+    spec = encoderzoo.get_spec(name).tiny_variant()
+    for method in ("head", "ace-hgnn"):
+        model = AdaptedEncoder(encoderzoo.load(spec, pretrained=False), method, {}, 2)
+        pixels = torch.randn(2, 3, spec.input_size, spec.input_size)
+        assert model.embed(pixels).shape == (2, spec.output_dim)
+        model.train()
+        model.classify(pixels).sum().backward()
+        assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+        cached = model.classify_features(model.frozen_features(pixels))
+        torch.testing.assert_close(cached, model.classify(pixels), atol=1e-5, rtol=1e-5)
+
+
 def test_resume_after_a_kill_ends_like_an_uninterrupted_run(vit_base, npz, tmp_path, monkeypatch):
     config = TrainConfig(epochs=3, lr=1e-2, batch_size=8, patience=5, augment=True)
     whole = adapt(vit_base, f"npz:{npz}", "full", tmp_path / "whole", config=config, progress=False)
@@ -252,6 +267,12 @@ def test_methods_train_only_their_parameters(vit_base):
     head = AdaptedEncoder(encoderzoo.load(vit_base), "head", {}, 3)
     trainable = [n for n, p in head.named_parameters() if p.requires_grad]
     assert trainable == ["head.weight", "head.bias"]
+    head.train()
+    assert head.head.training and not any(m.training for m in head.encoder.modules())  # frozen base: eval mode
+    lora = AdaptedEncoder(encoderzoo.load(vit_base), "lora", {"r": 2, "dropout": 0.1}, 3).train()
+    dropouts = [m for n, m in lora.encoder.named_modules() if n.endswith("lora_dropout")]
+    assert dropouts and all(m.training for m in dropouts)
+    assert not any(m.training for n, m in lora.encoder.named_modules() if "lora_" not in n)
     full = AdaptedEncoder(encoderzoo.load(vit_base), "full", {}, 3)
     assert all(p.requires_grad for p in full.parameters())
     with pytest.raises(AdapterError, match="choose from"):
