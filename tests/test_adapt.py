@@ -124,6 +124,17 @@ def test_every_method_round_trips_through_its_folder(method, vit_base, tmp_path)
     files = {p.name for p in (tmp_path / "o").iterdir()}
     if method == "lora":
         assert {"adapter_config.json", "adapter_model.safetensors"} <= files and "adapter.safetensors" not in files
+        # plain peft on a plain timm trunk with the base weights reproduces the adapted embedding
+        import timm
+        from peft import PeftModel
+
+        spec = model.encoder.spec
+        trunk = timm.create_model(spec.architecture, num_classes=0, global_pool="token", **spec.arch_kwargs)
+        base_state = encoderzoo.load(vit_base).trunk.state_dict()
+        trunk.load_state_dict(base_state)
+        peft_trunk = PeftModel.from_pretrained(trunk, str(tmp_path / "o")).eval()
+        plain = peft_trunk.forward_head(peft_trunk.forward_features(pixels), pre_logits=True)
+        torch.testing.assert_close(plain, model.embed(pixels), atol=1e-5, rtol=1e-5)
     elif method != "head":
         assert "adapter.safetensors" in files
 
