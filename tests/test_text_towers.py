@@ -274,3 +274,24 @@ def test_spec_round_trip_keeps_the_text_spec():
     assert tiny.text.width == 32 and tiny.text.architecture == "bert"
     with pytest.raises(ValueError, match="image-only"):
         dataclasses.replace(get_spec("dinov2-small"), tiny={"text": {"width": 8}}).tiny_variant()
+
+
+def test_hf_hub_saved_encoder_brings_its_tokenizer_offline(medsiglip, tmp_path, monkeypatch):
+    """A saved image-text encoder on the Hub (here: already in the local cache) reads its tokenizer/ subfolder."""
+    import shutil
+
+    from huggingface_hub import constants as hub_constants
+
+    spec, _, path, tokenizer = medsiglip
+    enc = encoderzoo.load(spec, weights=path, text=True, tokenizer=tokenizer)
+    saved = encoderzoo.save_pretrained(enc, tmp_path / "saved")
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "cache" / "models--me--tiny-clip"
+    shutil.copytree(saved, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    again = encoderzoo.load("hf-hub:me/tiny-clip")
+    assert again.tokenizer_source.subfolder == "tokenizer" and again.tokenizer_source.repo_id == "me/tiny-clip"
+    with torch.no_grad():
+        assert torch.equal(again.encode_text(TEXTS), enc.encode_text(TEXTS))
