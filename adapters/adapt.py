@@ -22,7 +22,7 @@ from ..loading import load
 from ..paths import check_writable
 from ..probes import evaluate, summarize
 from .folder import CHECKPOINT_DIR, RESULTS_FILE, describe, save_adapted
-from .model import AdaptedEncoder, AdapterError, head_outputs
+from .model import TEXT_METHODS, AdaptedEncoder, AdapterError, head_outputs
 from .training import SplitReader, TrainConfig, fit, predict_proba, stratified_subset
 
 
@@ -31,6 +31,21 @@ def check_output_folder(out: Path, resume: bool) -> None:
     check_writable(out, folder=True)
     if out.is_dir() and any(out.iterdir()) and not resume:
         raise AdapterError(f"--out {out} exists and is not empty; choose a new folder, or pass --resume to continue")
+
+
+def init_distributed_from_env(device: str) -> str:
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1) with no process group yet, start one (NCCL on CUDA, gloo on CPU) and
+    give each rank its own GPU; returns the device this rank trains on."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or not dist.is_available() or dist.is_initialized():
+        return device
+    on_cuda = device.startswith("cuda")
+    dist.init_process_group("nccl" if on_cuda else "gloo")
+    if on_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return f"cuda:{local}"
+    return device
 
 
 def adapt(
@@ -65,8 +80,9 @@ def adapt(
     config = config or TrainConfig()
     out = Path(out)
     check_output_folder(out, resume)
-    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    resolved = init_distributed_from_env(resolved)
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     timings: dict[str, float] = {}
     start = time.perf_counter()
     data = open_dataset(dataset)
@@ -74,7 +90,11 @@ def adapt(
     if missing:
         raise AdapterError(f"{dataset} lacks split(s) {missing}: adaptation early-stops on val and scores test")
     torch.manual_seed(config.seed)
-    base = load(encoder, weights=weights, image_size=image_size)
+    base = load(encoder, weights=weights, image_size=image_size, text=True if method in TEXT_METHODS else None)
+    if method == "coop":  # the class prompts are made from the dataset's label names
+        from .coop import dataset_settings
+
+        method_config = dataset_settings(dict(method_config or {}), data.label_names, data.task)
     fingerprint = weights_fingerprint(base)
     model = AdaptedEncoder(base, method, method_config or {}, head_outputs(data.task, len(data.label_names)))
     model.to(resolved)

@@ -237,6 +237,93 @@ def probe_command(
     typer.echo(text if format is OutputFormat.json else results_table(results))
 
 
+@app.command("adapt")
+def adapt_command(
+    encoder: str = typer.Option(..., "--encoder", "-e", help="registry name, hf-hub:org/repo or local-dir:PATH"),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="dataset spec with train, val and test splits"),
+    method: str = typer.Option("lora", "--method", "-m", help="head, lora, vpt, vpt-deep, ace-hgnn, full or coop"),
+    out: Path = typer.Option(..., "--out", "-o", help="new folder for the adapted encoder"),
+    rank: int = typer.Option(8, help="LoRA rank"),
+    alpha: float = typer.Option(16.0, help="LoRA alpha (scale = alpha / rank)"),
+    lora_dropout: float = typer.Option(0.0, help="LoRA dropout"),
+    prompts: int = typer.Option(10, help="visual prompt tokens (vpt, vpt-deep)"),
+    top_k: int = typer.Option(5, help="ACE-HGNN hyperedge size"),
+    context_length: int = typer.Option(16, "--context-length", help="CoOp: learnable context tokens"),
+    class_specific: bool = typer.Option(
+        False, "--class-specific/--unified", help="CoOp: one context per class, or one shared (default)"
+    ),
+    context_init: str | None = typer.Option(
+        None, "--context-init", help="CoOp: start the context from this phrase's word embeddings ('a photo of a')"
+    ),
+    class_names: str | None = typer.Option(
+        None, "--class-names", help="CoOp: '|'-separated class texts in label order (default: the label names)"
+    ),
+    epochs: int = typer.Option(10, help="maximum epochs"),
+    lr: float = typer.Option(1e-3, help="AdamW learning rate"),
+    weight_decay: float = typer.Option(1e-4, help="AdamW weight decay"),
+    batch_size: int = typer.Option(32, help="training batch size (global under torchrun)"),
+    patience: int = typer.Option(3, help="epochs without validation improvement before stopping"),
+    monitor: str = typer.Option("auto", help="val metric: auto, accuracy, balanced_accuracy or auroc"),
+    augment: bool = typer.Option(False, "--augment/--no-augment", help="random resized crop + flip on the device"),
+    class_weights: bool = typer.Option(False, "--class-weights/--no-class-weights", help="inverse-frequency weights"),
+    max_train: int | None = typer.Option(None, help="train on a stratified subset of this many images"),
+    image_size: int | None = typer.Option(None, "--image-size", help=_IMAGE_SIZE_HELP),
+    seed: int = typer.Option(0, help="seed for the head init, data order and augmentation"),
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... (auto: cuda when available)"),
+    weights: Path | None = typer.Option(None, help="local copy of the base encoder's canonical weight file"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run checkpointed in --out"),
+    format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json on stdout"),
+) -> None:
+    """Fine-tune an encoder on a dataset (early stopping on val, test scored once) and save a reloadable folder."""
+    from .adapters import TrainConfig, adapt
+    from .evaluate import results_table
+
+    settings = {
+        "lora": {"r": rank, "alpha": alpha, "dropout": lora_dropout},
+        "vpt": {"num_prompts": prompts},
+        "vpt-deep": {"num_prompts": prompts},
+        "ace-hgnn": {"top_k": top_k},
+        "coop": {
+            "context_length": context_length,
+            "class_specific": class_specific,
+            "init": context_init,
+            **({"class_names": [n.strip() for n in class_names.split("|")]} if class_names else {}),
+        },
+    }
+    try:
+        config = TrainConfig(
+            epochs=epochs,
+            lr=lr,
+            weight_decay=weight_decay,
+            batch_size=batch_size,
+            patience=patience,
+            monitor=monitor,
+            augment=augment,
+            class_weights=class_weights,
+            seed=seed,
+        )
+        results = adapt(
+            encoder,
+            dataset,
+            method,
+            out,
+            method_config=settings.get(method, {}),
+            config=config,
+            device=device,
+            max_train=max_train,
+            image_size=image_size,
+            weights=weights,
+            resume=resume,
+        )
+    except (EncoderZooError, ValueError, OSError) as err:
+        _fail(err)
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return  # under torchrun, rank 0 reports
+    typer.echo(json.dumps(results, indent=2) if format is OutputFormat.json else results_table(results))
+
+
 @app.command("bench")
 def bench_command(
     encoder: str = typer.Option(..., "--encoder", "-e", help="comma-separated registry names (or hf-hub:/local-dir:)"),

@@ -192,10 +192,8 @@ def run_probes(
         },
         "seeds": list(range(seeds)),
         "probes": out,
-        "versions": {p: _version(p) for p in ("encoderzoo", "torch", "timm", "scikit-learn", "numpy")},
-        "device": torch.cuda.get_device_name(resolved)
-        if resolved.startswith("cuda")
-        else platform.processor() or "cpu",
+        "versions": versions(),
+        "device": device_name(resolved),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
 
@@ -204,6 +202,16 @@ def _zeroshot_protocol() -> dict:
     from .text.zeroshot import PROTOCOL
 
     return dict(PROTOCOL)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that decide a result, for results.json."""
+    return {p: _version(p) for p in ("encoderzoo", "torch", "timm", "peft", "scikit-learn", "numpy")}
+
+
+def device_name(device: str) -> str:
+    """The GPU's name for ``cuda*`` devices, else the CPU's."""
+    return torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor() or "cpu"
 
 
 def _version(package: str) -> str:
@@ -225,6 +233,13 @@ def results_table(results: dict) -> str:
         if "medmnist_plus" in probes["knn"]:
             p = probes["knn"]["medmnist_plus"]
             rows.append(("knn medmnist+", *(fmt(p[m]) for m in METRICS), "k=11 euclidean majority"))
+    if "adapted" in probes:
+        training = results["training"]
+        detail = (
+            f"{results['protocol']['method']}, best epoch {training['best_epoch']}/{training['epochs_run']}, "
+            f"{training['trainable_params']:,} trainable ({training['trainable_fraction']:.2%})"
+        )
+        rows.append(("adapted", *(fmt(probes["adapted"][m]) for m in METRICS), detail))
     if "zeroshot" in probes:
         p = probes["zeroshot"]
         rows.append(("zero-shot", *(fmt(p[m]) for m in METRICS), f"{p['prompts']['mode']}, no training data"))

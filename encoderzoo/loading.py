@@ -22,7 +22,7 @@ from .text.api import tokenizer_of
 from .text.attach import canonical_text, saved_text_state, tokenizer_source
 from .text.convert import convert_text
 from .text.tokenizer import SAVED_SUBFOLDER
-from .weights import download_from_hub, read_state_dict, resolve_weight_file
+from .weights import download_from_hub, read_state_dict, resolve_weight_file, snapshot_from_hub
 
 SPEC_FILE = "encoderzoo.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -65,6 +65,17 @@ def load(
     are honoured), converted into the timm module and loaded strictly.
     """
     backend = resolve_backend(attention, device)
+    adapted = _adapted_folder(name) if isinstance(name, str) else None
+    if adapted is not None:
+        if not pretrained:
+            raise ValueError(f"{name!r} is an adapted encoder; pretrained=False does not apply")
+        if image_size is not None:
+            raise ValueError(f"{name!r} is an adapted encoder: it runs at the size it was adapted at")
+        if text or tokenizer is not None:
+            raise ValueError(f"{name!r} is an adapted encoder; text towers of adapted encoders are not supported")
+        from .adapters.folder import load_adapted
+
+        return load_adapted(adapted, device=device, dtype=dtype, attention=attention, weights=weights)
     if isinstance(name, str) and name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):
         if weights is not None or not pretrained:
             raise ValueError(f"{name!r} carries its own weights; weights= and pretrained=False do not apply")
@@ -100,6 +111,24 @@ def _read_canonical(
     if text:  # the text tower lives in the same canonical file
         converted.update(convert_text(state, spec))
     return converted, str(path)
+
+
+def _adapted_folder(name: str) -> Path | None:
+    """The local folder of an adapted encoder (``encoderzoo adapt`` output) named by ``name``, else ``None``.
+
+    ``hf-hub:`` repositories are fetched whole (adapter files, head, card) once their ``encoderzoo.json`` says
+    they hold an adapted encoder; the base weights are never in them and are loaded by the base's own name.
+    """
+    if name.startswith(LOCAL_DIR_PREFIX):
+        folder = Path(name.removeprefix(LOCAL_DIR_PREFIX)).expanduser()
+        spec_path = folder / SPEC_FILE
+        return folder if spec_path.is_file() and json.loads(spec_path.read_text()).get("kind") == "adapted" else None
+    if name.startswith(HF_HUB_PREFIX):
+        repo, _, revision = name.removeprefix(HF_HUB_PREFIX).partition("@")
+        meta = json.loads(download_from_hub(repo, SPEC_FILE, revision or "main").read_text())
+        if meta.get("kind") == "adapted":
+            return snapshot_from_hub(repo, revision or "main")
+    return None
 
 
 def _read_saved(name: str) -> tuple[EncoderSpec, dict, str]:
