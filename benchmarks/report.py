@@ -23,6 +23,11 @@ def _load(name: str) -> dict:
     return json.loads((RESULTS / name).read_text())
 
 
+def _loadavg(result: dict) -> str:
+    values = result["environment"].get("load_average_1_5_15min")
+    return " / ".join(f"{v:.1f}" for v in values) if values else "not recorded"
+
+
 def _span(values: list[float], digits: int, suffix: str = "x") -> str:
     low, high = min(values), max(values)
     return (
@@ -41,7 +46,7 @@ def summary() -> str:
     rows = [
         (
             "`Encoder.embed` vs raw timm forward, same model/batch/dtype",
-            f"{_span([r['ratio'] for r in embed], 2)} (target >= 0.97)",
+            f"{_span([r['ratio_vs_timm'] for r in embed], 2)} (target >= 0.97)",
         ),
         (
             "`embed_dataset` vs medmnist + torchvision per-image transforms + DataLoader",
@@ -76,10 +81,19 @@ def benchmarks_readme() -> str:
     probes = _load("probes_cpu.json")["results"]
     na = _load("neighborhood_attention_cpu.json")["results"]
     embed_rows = "\n".join(
-        f"| {r['encoder']} | {r['weights']} | {r['batch']} | {r['input']} | {r['ours_img_s']:.1f} | "
-        f"{r['timm_img_s']:.1f} | {r['ratio']:.3f} |"
+        f"| {r['encoder']} | {r['weights']} | {r['batch_size']} | {r['image_size']} | {r['images_per_s']:.1f} | "
+        f"{r['timm_images_per_s']:.1f} | {r['ratio_vs_timm']:.3f} | {r['gflops_per_image']:.2f} |"
         for r in embed["results"]
     )
+    sizes = _load("embed_sizes_cpu.json")
+    size_rows = "\n".join(
+        f"| {r['encoder']} | {r['image_size']} | {r['tokens']} | {r['batch_size']} | {r['gflops_per_image']:.1f} | "
+        f"{r['images_per_s']:.2f} | {r['ms_per_batch']:.0f} | {r['peak_memory_mib']:.0f} |"
+        for r in sizes["results"]
+    )
+    by_size = {r["image_size"]: r for r in sizes["results"]}
+    flops_ratio = by_size[518]["gflops_per_image"] / by_size[224]["gflops_per_image"]
+    speed_ratio = by_size[224]["images_per_s"] / by_size[518]["images_per_s"]
     probe_rows = "\n".join(
         f"| {r['data']} | {r['train']:,} x {r['dim']} | kNN (MedMNIST+ preset), best of 3 | {r['knn']['ours_s']:.2f} | "
         f"{r['knn']['sklearn_s']:.2f} | {r['knn']['speedup']:.2f}x | {r['knn']['ours_acc']:.4f} / "
@@ -112,17 +126,40 @@ Runs are interleaved, alternating which side goes first, and the median of
 
 `{embed["environment"]["command"]}`
 
-| encoder | weights | batch | input | encoderzoo img/s | timm img/s | ratio |
-|---|---|---|---|---|---|---|
+| encoder | weights | batch | input | encoderzoo img/s | timm img/s | ratio | GFLOP/image |
+|---|---|---|---|---|---|---|---|
 {embed_rows}
 
 Only efficientnet-lite0 has real weights offline; the others use random weights of the real architecture, which
-is all that throughput depends on.
+is all that throughput depends on. The script is a wrapper over `encoderzoo.bench.run_bench`, the runner behind
+`encoderzoo bench` (with `vs_timm=True`). Load average during the run (1/5/15 min):
+{_loadavg(embed)}; other processes shared the 2 cores, which lowers absolute img/s but hits both sides of each
+ratio alike.
 
-**GPU (not measured yet).** The same script measures bf16 img/s per family, the share of the H100's 790 TFLOP/s
-dense bf16 peak (FLOPs counted with `torch.utils.flop_counter`), and SDPA vs xformers vs math:
-`python benchmarks/bench_embed.py --device cuda --dtype bfloat16 --out benchmarks/results/embed_h100.json`
-(with `pip install "encoderzoo[xformers]"`). Until that result is committed, `attention="auto"` means SDPA.
+## `encoderzoo bench`: DINOv2-B at 224 px instead of 518 px
+
+`{sizes["environment"]["command"]}`
+
+| encoder | input | tokens | batch | GFLOP/image | img/s | ms/batch | peak RSS delta MiB |
+|---|---|---|---|---|---|---|---|
+{size_rows}
+
+At 224 px DINOv2 sees {by_size[224]["tokens"]} tokens instead of {by_size[518]["tokens"]}: {flops_ratio:.1f}x fewer
+FLOPs per image (counted by torch's `FlopCounterMode`), {speed_ratio:.1f}x more images per second here (median of
+{sizes["results"][0]["repeats"]} batches after {sizes["results"][0]["warmup"]} warm-up, random weights, on a 2-core
+CPU shared with other jobs, load average {_loadavg(sizes)}, so the absolute figures are rough). Peak RSS delta is
+the growth of the process's resident memory over the timed forwards.
+
+**GPU (not measured yet).** No GPU was lent to the sessions that wrote these files, so there is no GPU measurement
+of any kind, and `attention="auto"` means SDPA: it is PyTorch's default fused kernel, and the rule changes only
+when a committed measurement shows another kernel faster. To produce it on a GPU:
+`encoderzoo bench --encoder dinov2-base,rad-dino,biomedclip,medsiglip-448 --image-size 224,518 --dtype bfloat16
+--attention sdpa,xformers,math --random-weights --format json --out benchmarks/results/embed_cuda.json`
+(xformers needs `pip install "encoderzoo[xformers]"`), or
+`python benchmarks/bench_embed.py --device cuda --dtype bfloat16 --attention sdpa,xformers,math
+--out benchmarks/results/embed_cuda.json` for the ratio against timm as well. Each row then carries the share of
+the GPU's dense peak (H100 SXM and H200: 989.4 bf16 TFLOP/s, from NVIDIA's datasheets; table in
+`encoderzoo/bench.py`).
 
 ## `bench_engine.py`: the embedding engine vs the loop users write
 

@@ -371,6 +371,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "device": device_name(device),
         "cuda": torch.version.cuda if device.type == "cuda" else None,
         "threads": torch.get_num_threads(),
+        "load_average_1_5_15min": [round(v, 1) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
 
 
