@@ -14,6 +14,7 @@ from .errors import (  # noqa: E402
     InputError,
     StateDictMismatchError,
     UnknownEncoderError,
+    UnsupportedAdapterError,
     WeightsError,
     WeightsNotFoundError,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "StateDictMismatchError",
     "Tokens",
     "UnknownEncoderError",
+    "UnsupportedAdapterError",
     "WeightSource",
     "WeightsError",
     "WeightsNotFoundError",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import save_file
@@ -24,6 +25,9 @@ from .text.convert import convert_text
 from .text.tokenizer import SAVED_SUBFOLDER
 from .weights import download_from_hub, read_state_dict, resolve_weight_file, snapshot_from_hub
 
+if TYPE_CHECKING:
+    from .adapters.model import AdaptedEncoder
+
 SPEC_FILE = "encoderzoo.json"
 WEIGHTS_FILE = "model.safetensors"
 HF_HUB_PREFIX = "hf-hub:"
@@ -41,12 +45,14 @@ def load(
     image_size: int | None = None,
     text: bool | None = None,
     tokenizer: str | os.PathLike[str] | None = None,
-) -> Encoder:
+) -> Encoder | AdaptedEncoder:
     """Build an encoder and load its weights.
 
     Args:
         name: a registry name (``dinov2-base``), ``hf-hub:org/repo[@revision]`` or ``local-dir:PATH`` for
-            encoders saved by ``save_pretrained``, or an ``EncoderSpec``.
+            encoders saved by ``save_pretrained`` or adapted by ``encoderzoo adapt`` (those return an
+            ``encoderzoo.adapters.AdaptedEncoder``; ``weights=`` then names the base's weight file), or an
+            ``EncoderSpec``.
         device, dtype: where the returned encoder lives (bf16 recommended on GPU for DINOv3).
         attention: ``auto`` | ``sdpa`` | ``xformers`` | ``math``.
         weights: a local file in the entry's canonical source format, instead of fetching it.
