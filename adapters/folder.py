@@ -29,7 +29,7 @@ from .. import __version__
 from ..atomic import atomic_write
 from ..engine import weights_fingerprint
 from ..spec import EncoderSpec
-from .model import AdaptedEncoder, AdapterError, head_outputs
+from .model import TEXT_METHODS, AdaptedEncoder, AdapterError, head_outputs
 
 SPEC_FILE = "encoderzoo.json"
 HEAD_FILE = "head.safetensors"
@@ -129,10 +129,11 @@ def load_adapted(
     base_meta = meta["base"]
     saved_spec = EncoderSpec.from_dict({**base_meta["spec"], "tiny": {}})
     base_name = base_meta["name"]
+    text = True if meta["method"] in TEXT_METHODS else None  # coop needs the base's text tower
     if base_name.startswith(LOCAL_DIR_PREFIX) or base_name.startswith("hf-hub:"):
-        base = load(base_name, attention=attention)
+        base = load(base_name, attention=attention, text=text)
     else:
-        base = load(saved_spec, attention=attention, weights=weights)
+        base = load(saved_spec, attention=attention, weights=weights, text=text)
     check_base(base, saved_spec, base_meta["weights_fingerprint"], str(folder))
     lora_folder = None
     if meta["method"] == "lora":

@@ -12,6 +12,9 @@ Methods (``METHODS``):
   for CLIP-style encoders (``pooling == "proj"``) ``ace_inputs`` projects every node first, as ACE-LoRA does, so
   the embedding keeps the encoder's output width.
 - ``full``: every encoder weight trains (the reference the cheap methods are measured against).
+- ``coop``: CoOp learnable text context on an image-text encoder (``adapters.coop``); the image tower is frozen
+  and the logits are the model's own image-text similarities to the class prompts. The head is not used: it
+  stays frozen at zero (kept only so the folder has the same files as every method).
 
 The frozen base stays in eval mode while training (no dropout or stochastic depth). Batch-norm layers stay in
 eval mode whatever the method, ``full`` included: small fine-tuning batches would otherwise overwrite their
@@ -32,7 +35,9 @@ from ..encoder import Encoder, Tokens
 from ..errors import EncoderZooError
 from ..spec import EncoderSpec
 
-METHODS: tuple[str, ...] = ("head", "lora", "vpt", "vpt-deep", "ace-hgnn", "full")
+METHODS: tuple[str, ...] = ("head", "lora", "vpt", "vpt-deep", "ace-hgnn", "full", "coop")
+TEXT_METHODS: tuple[str, ...] = ("coop",)
+"""Methods that need the base's text tower (``load(..., text=True)``)."""
 TASKS: tuple[str, ...] = ("binary", "multi-class", "multi-label")
 
 
@@ -72,6 +77,7 @@ class AdaptedEncoder(nn.Module):
         """The base's spec under the name ``BASE+METHOD`` (what probes and the embedding cache record)."""
         self.method_config = dict(method_config)
         self.ace: nn.Module | None = None
+        self.coop: nn.Module | None = None
         encoder.requires_grad_(method == "full")
         if method == "lora" and lora_folder is not None:
             from .lora import load_lora
@@ -89,7 +95,15 @@ class AdaptedEncoder(nn.Module):
             from .ace_hgnn import AceHgnn, AceSettings
 
             self.ace = AceHgnn(encoder.spec.output_dim, AceSettings(**self.method_config))
+        elif method == "coop":
+            from .coop import CoopPrompts, CoopSettings
+
+            self.coop = CoopPrompts(encoder, CoopSettings(**_tuples(self.method_config)))
         self.head = nn.Linear(self.embed_dim, num_outputs)
+        if self.coop is not None:  # the logits are image-text similarities: the head is unused and never trains
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+            self.head.requires_grad_(False)
 
     @property
     def transform(self) -> nn.Module:
@@ -110,14 +124,16 @@ class AdaptedEncoder(nn.Module):
     forward = embed
 
     def classify(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Head logits ``(N, num_outputs)``."""
+        """Head logits ``(N, num_outputs)`` (``coop``: from the image-text similarities to the class prompts)."""
+        if self.coop is not None:
+            return self.coop(self.encoder.embed(pixels))
         return self.head(self.embed(pixels))
 
     @property
     def base_frozen(self) -> bool:
         """True when no encoder weight trains (``head``, ``ace-hgnn``): the encoder's outputs for an image never
         change during training, so the loop computes them once (``frozen_features``) instead of every epoch."""
-        return self.method in ("head", "ace-hgnn")
+        return self.method in ("head", "ace-hgnn", "coop")
 
     @torch.no_grad()
     def frozen_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -134,6 +150,8 @@ class AdaptedEncoder(nn.Module):
 
     def classify_features(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """Head logits from ``frozen_features`` output: equal to ``classify`` on the same pixels."""
+        if self.coop is not None:
+            return self.coop(features[0])
         if self.ace is None:
             return self.head(features[0])
         nodes, affinity = features

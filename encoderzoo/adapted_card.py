@@ -33,6 +33,8 @@ METHOD_TEXT = {
     "ace-hgnn": "ACE-HGNN: hypergraph context module (from ACE-LoRA) on the frozen final tokens, plus a linear head",
     "full": "full fine-tuning: every encoder weight trained, plus a linear head (`adapter.safetensors` is a "
     "complete fine-tuned copy of the encoder, a derivative of the base weights)",
+    "coop": "CoOp: learned text context vectors before each class name in the frozen text tower; the logits are "
+    "the model's own image-text similarities (the head file is unused, all zeros)",
 }
 METHOD_CITATION = {
     "head": "linear probing of frozen features (no method paper).",
@@ -42,8 +44,10 @@ METHOD_CITATION = {
     "vpt-deep": "Jia M, et al. Visual Prompt Tuning. ECCV 2022. arXiv:2203.12119",
     "ace-hgnn": "the hypergraph context enhancement of ACE-LoRA (https://github.com/icon-lab/ACE-LoRA).",
     "full": "full fine-tuning (no method paper).",
+    "coop": "Zhou K, et al. Learning to Prompt for Vision-Language Models. IJCV 2022. arXiv:2109.01134",
 }
-METHOD_TAGS = {"lora": ["lora", "peft"], "vpt": ["visual-prompt-tuning"], "vpt-deep": ["visual-prompt-tuning"]}
+METHOD_TAGS = {"lora": ["lora", "peft"], "vpt": ["visual-prompt-tuning"], "vpt-deep": ["visual-prompt-tuning"],
+               "coop": ["prompt-learning", "zero-shot-image-classification"]}
 TASK_NAMES = {"binary": "Binary image classification", "multi-class": "Image classification",
               "multiclass": "Image classification", "multi-label": "Multi-label image classification",
               "multilabel": "Multi-label image classification"}

@@ -45,6 +45,7 @@ METHOD_FILES: Mapping[str, tuple[str, ...]] = {
     "vpt-deep": (ADAPTER_FILE,),
     "ace-hgnn": (ADAPTER_FILE,),
     "full": (ADAPTER_FILE,),
+    "coop": (ADAPTER_FILE,),
 }
 """Adapter files each method writes next to ``encoderzoo.json``, ``results.json`` and the head."""
 MANAGED_FILES = frozenset(
