@@ -91,16 +91,19 @@ class SplitReader:
         labels = dataset.labels(split)
         self.labels = labels[self.indices]
 
+    def _image(self, row: int) -> np.ndarray:
+        image = self.dataset.read(self.split, row, row + 1)[0]  # (H, W[, C]) from an array or a list
+        if image is None:
+            raise AdapterError(f"{self.dataset.spec} {self.split}: image {row} cannot be read")
+        return image
+
     def _read(self, rows: np.ndarray) -> torch.Tensor:
+        """Preprocessed pixels of ``rows``: one batched transform when the images share a shape."""
         device = next(self.model.parameters()).device
-        batches = []
-        for i in rows.tolist():
-            images = self.dataset.read(self.split, i, i + 1)
-            image = images[0] if isinstance(images, list) else images
-            if isinstance(images, list) and image is None:
-                raise AdapterError(f"{self.dataset.spec} {self.split}: image {i} cannot be read")
-            batches.append(self.model.transform(as_nchw(image if image.ndim == 4 else image[None]).to(device)))
-        return torch.cat(batches)
+        images = [self._image(i) for i in rows.tolist()]
+        if len({im.shape for im in images}) == 1:
+            return self.model.transform(as_nchw(np.stack(images)).to(device))
+        return torch.cat([self.model.transform(as_nchw(im[None]).to(device)) for im in images])
 
     def batches(self, order: list[np.ndarray]):
         """Yield ``(positions, pixels)`` for each array of positions (into ``self.indices``) in ``order``."""

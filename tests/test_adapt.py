@@ -36,7 +36,8 @@ from encoderzoo.cli import app
 from encoderzoo.data import open_dataset
 from encoderzoo.engine import weights_fingerprint
 from encoderzoo.probes import evaluate
-from tests.datasets_fixtures import write_npz
+from encoderzoo.transforms import as_nchw
+from tests.datasets_fixtures import write_npz, write_png
 from tests.helpers import randomize_
 
 SAMPLE = "sample:pneumoniamnist"
@@ -326,6 +327,23 @@ def test_augmentation_is_seeded_and_the_identity_crop_is_exact():
     assert not torch.equal(a, crop_params(8, torch.Generator().manual_seed(2)))
     area = a[:, 0, 0].abs() * a[:, 1, 1]
     assert ((area > 0.6 - 1e-6) & (area <= 1.0 + 1e-6)).all()
+
+
+def test_split_reader_preprocesses_mixed_sizes_and_gray_like_the_transform(vit_base, tmp_path):
+    rng = np.random.default_rng(0)
+    shapes = [(30, 40), (28, 28, 3), (50, 20), (28, 28)]
+    rows = ["path,split,label"]
+    for i, shape in enumerate(shapes):
+        write_png(tmp_path / f"{i}.png", rng.integers(0, 256, shape, dtype=np.uint8))
+        rows.append(f"{i}.png,{'train' if i < 3 else 'val'},{i % 2}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    data = open_dataset(f"folder:{tmp_path}")
+    model = AdaptedEncoder(encoderzoo.load(vit_base), "head", {}, 1)
+    reader = SplitReader(data, "train", model, np.array([2, 0, 1]))
+    ((_, pixels),) = list(reader.batches([np.array([0, 1, 2])]))
+    expected = torch.cat([model.transform(as_nchw(data.read("train", i, i + 1)[0][None])) for i in (2, 0, 1)])
+    torch.testing.assert_close(pixels, expected, atol=0, rtol=0)
+    assert reader.labels.tolist() == [0, 0, 1]
 
 
 def test_stratified_subset_keeps_class_shares():
