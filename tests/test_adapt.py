@@ -213,6 +213,15 @@ def test_resume_after_a_kill_ends_like_an_uninterrupted_run(vit_base, npz, tmp_p
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
+def test_multi_label_adaptation_end_to_end(vit_base, tmp_path):
+    data = write_npz(tmp_path / "ml.npz", sizes=(24, 9, 9), multilabel=3)
+    results = adapt(vit_base, f"npz:{data}", "head", tmp_path / "o", config=TrainConfig(epochs=2), progress=False)
+    assert results["task"] == "multi-label" and results["training"]["monitor"] == "auroc"
+    model = encoderzoo.load(f"local-dir:{tmp_path / 'o'}")
+    assert model.head.out_features == 3
+    assert json.loads((tmp_path / "o" / "encoderzoo.json").read_text())["task"] == "multi-label"
+
+
 def test_resume_with_other_settings_is_refused(vit_base, npz, tmp_path):
     adapt(vit_base, f"npz:{npz}", "head", tmp_path / "o", config=TrainConfig(epochs=1), progress=False)
     with pytest.raises(AdapterError, match="other settings"):
