@@ -27,7 +27,7 @@ METRICS = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "au
 METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "auroc": "macro AUROC"}
 METHOD_TEXT = {
     "head": "linear head on the frozen encoder",
-    "lora": "LoRA (peft) on the encoder's attention projections, frozen base, plus a linear head",
+    "lora": "LoRA (peft) on the modules {targets}, frozen base, plus a linear head",
     "vpt": "visual prompt tuning (shallow): learned prompt tokens at the input, frozen base, plus a linear head",
     "vpt-deep": "visual prompt tuning (deep): learned prompt tokens at every block, frozen base, plus a linear head",
     "ace-hgnn": "ACE-HGNN: hypergraph context module (from ACE-LoRA) on the frozen final tokens, plus a linear head",
@@ -35,6 +35,8 @@ METHOD_TEXT = {
     "complete fine-tuned copy of the encoder, a derivative of the base weights)",
     "coop": "CoOp: learned text context vectors before each class name in the frozen text tower; the logits are "
     "the model's own image-text similarities (the head file is unused, all zeros)",
+    "ace-lora": "ACE-LoRA: LoRA on q/k/v of both towers and ACE-HGNN on the image tokens, trained with a "
+    "label-guided image-text InfoNCE; scored zero-shot against class prompts (the head file is unused, all zeros)",
 }
 METHOD_CITATION = {
     "head": "linear probing of frozen features (no method paper).",
@@ -45,6 +47,7 @@ METHOD_CITATION = {
     "ace-hgnn": "the hypergraph context enhancement of ACE-LoRA (https://github.com/icon-lab/ACE-LoRA).",
     "full": "full fine-tuning (no method paper).",
     "coop": "Zhou K, et al. Learning to Prompt for Vision-Language Models. IJCV 2022. arXiv:2109.01134",
+    "ace-lora": "ACE-LoRA (https://github.com/icon-lab/ACE-LoRA).",
 }
 METHOD_TAGS = {"lora": ["lora", "peft"], "vpt": ["visual-prompt-tuning"], "vpt-deep": ["visual-prompt-tuning"],
                "coop": ["prompt-learning", "zero-shot-image-classification"]}
@@ -161,7 +164,9 @@ def adapted_card(folder: str | os.PathLike[str], repo_id: str | None = None):
         revision=revision,
         fingerprint=str(adapted.base.get("weights_fingerprint", "not recorded"))[:16],
         terms=terms,
-        method_text=METHOD_TEXT[adapted.method],
+        method_text=METHOD_TEXT[adapted.method].format(
+            targets=", ".join(f"`{t}`" for t in (meta.get("method_config") or {}).get("targets") or spec.lora_targets)
+        ),
         method_config=f"`{json.dumps(meta.get('method_config') or {}, sort_keys=True)}`",
         trainable=f"{trainable:,}",
         total=f"{total:,}" if total else "unknown",

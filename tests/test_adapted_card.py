@@ -143,6 +143,7 @@ def test_card_prose_states_use_data_protocol_and_citations(tmp_path):
     assert "shortest edge to 28, centre crop 28 (bicubic" in text  # the tiny dinov2's preprocessing
     assert "Oquab M, et al. DINOv2" in text and "LoRA: Low-Rank Adaptation" in text
     assert "| accuracy (adapted) | 0.8125 |" in text
+    assert "LoRA (peft) on the modules `attn.qkv`, `attn.proj`" in text  # the targets of this adapter
     assert "## Limitations" in text
 
 
