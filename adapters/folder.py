@@ -131,7 +131,7 @@ def load_adapted(
     base_name = base_meta["name"]
     text = True if meta["method"] in TEXT_METHODS else None  # coop needs the base's text tower
     if base_name.startswith(LOCAL_DIR_PREFIX) or base_name.startswith("hf-hub:"):
-        base = load(base_name, attention=attention, text=text)
+        base = load(base_name, attention=attention, text=text, image_size=saved_spec.input_size)
     else:
         base = load(saved_spec, attention=attention, weights=weights, text=text)
     check_base(base, saved_spec, base_meta["weights_fingerprint"], str(folder))

@@ -222,6 +222,17 @@ def test_multi_label_adaptation_end_to_end(vit_base, tmp_path):
     assert json.loads((tmp_path / "o" / "encoderzoo.json").read_text())["task"] == "multi-label"
 
 
+def test_adapting_at_another_image_size_reloads_at_that_size(vit_base, npz, tmp_path):
+    """A 28 px DINOv2 adapted at 42 px (position embeddings resampled) reloads at 42 px with identical outputs."""
+    results = adapt(vit_base, f"npz:{npz}", "head", tmp_path / "o", image_size=42, config=TrainConfig(epochs=1))
+    assert results["image_size"] == 42
+    model = encoderzoo.load(f"local-dir:{tmp_path / 'o'}")
+    assert model.spec.input_size == 42
+    direct = encoderzoo.load(vit_base, image_size=42)
+    pixels = torch.randn(2, 3, 42, 42)
+    torch.testing.assert_close(model.embed(pixels), direct.embed(pixels), atol=0, rtol=0)
+
+
 def test_resume_with_other_settings_is_refused(vit_base, npz, tmp_path):
     adapt(vit_base, f"npz:{npz}", "head", tmp_path / "o", config=TrainConfig(epochs=1), progress=False)
     with pytest.raises(AdapterError, match="other settings"):
