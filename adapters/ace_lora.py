@@ -22,6 +22,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -183,3 +184,84 @@ def trainable_counts(model: nn.Module) -> dict[str, int]:
     counts["ace"] = sum(p.numel() for p in model.ace.parameters() if p.requires_grad)
     counts["logit_scale"] = int(model.logit_scale.requires_grad)
     return counts
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# inside AdaptedEncoder and the fine-tuning loop
+
+
+def class_prompts(label_names: Sequence[str], task: str, dataset: str) -> dict:
+    """The zero-shot prompts used for validation, test and (without a text column) as training texts:
+    the shipped prompt file of ``dataset`` (``encoderzoo.text.load_prompts``), as saved in ``method_config``."""
+    from ..text import load_prompts
+
+    prompts = load_prompts(list(label_names), task, None, dataset)
+    return {
+        "mode": prompts.mode,
+        "positive": [list(p) for p in prompts.prompts],
+        "negative": [list(n) for n in prompts.negative],
+    }
+
+
+def label_texts(labels: np.ndarray, prompts: dict) -> list[str]:
+    """A training text per row from its labels: its class's first prompt (classes mode); for pairs, the first
+    positive prompt of every present label, or the first negative prompt of every label when none is present
+    (unknown labels count as absent)."""
+    positive, negative = prompts["positive"], prompts["negative"]
+    if prompts["mode"] == "classes":
+        return [positive[int(y)][0] for y in labels]
+    rows = labels.reshape(len(labels), -1)
+    if rows.shape[1] != len(positive):  # binary in pairs mode: one label, the positive class
+        rows = rows[:, -1:]
+    out = []
+    for row in rows:
+        present = [positive[j][0] for j in range(len(positive)) if row[j] == 1]
+        out.append(" ".join(present) if present else " ".join(n[0] for n in negative))
+    return out
+
+
+class AceLoraClassifier(nn.Module):
+    """``AceLora`` plus the class prompts: zero-shot logits shaped like the loop wants (binary: ``l_1 - l_0``
+    or ``l(pos) - l(neg)``; multi-label: ``l(pos) - l(neg)`` per label; multi-class: the class logits)."""
+
+    def __init__(self, encoder, config: dict) -> None:
+        super().__init__()
+        config = dict(config)
+        self.prompts, self.task = config.pop("prompts", None), config.pop("task", None)
+        if not self.prompts or self.task not in ("binary", "multi-class", "multi-label"):
+            raise AceLoraError("ace-lora needs the dataset's task and class prompts in its method_config")
+        self.ace_lora = AceLora(encoder, AceLoraSettings(**config))
+        self.texts: list[str] | None = None
+        """The training text of every train row (set by ``adapt`` before training)."""
+
+    def _class_embeddings(self, groups: list[list[str]]) -> torch.Tensor:
+        encoder = self.ace_lora.encoder
+        flat = [t for g in groups for t in g]
+        emb = self.ace_lora.text_features(encoder.tokenize(flat))
+        parts = emb.split([len(g) for g in groups])
+        return F.normalize(torch.stack([F.normalize(p, dim=-1).mean(0) for p in parts]), dim=-1)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        image = self.ace_lora.image_features(pixels)
+        scale = self.ace_lora.logit_scale
+        pos = scale * image @ self._class_embeddings(self.prompts["positive"]).T
+        if self.prompts["mode"] == "pairs":
+            return pos - scale * image @ self._class_embeddings(self.prompts["negative"]).T
+        return pos[:, 1:2] - pos[:, 0:1] if self.task == "binary" else pos
+
+    def loss(self, pixels: torch.Tensor, rows: np.ndarray, targets: torch.Tensor) -> torch.Tensor:
+        """Label-guided InfoNCE of the batch against the training texts of its rows (mean over the batch)."""
+        if self.texts is None:
+            raise AceLoraError("ace-lora has no training texts: set .texts (adapt does) before training")
+        ids = self.ace_lora.encoder.tokenize([self.texts[int(i)] for i in rows])
+        return self.ace_lora.loss(pixels, ids, targets)
+
+
+def dataset_config(config: dict, label_names: Sequence[str], task: str, dataset: str) -> dict:
+    """The full ``method_config`` saved in the folder: every ``AceLoraSettings`` field (defaults written out),
+    the task and the class prompts of ``dataset``."""
+    from dataclasses import asdict
+
+    settings = asdict(AceLoraSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}))
+    return {**settings, "targets": list(settings["targets"]), "task": task,
+            "prompts": class_prompts(label_names, task, dataset)}

@@ -95,11 +95,20 @@ def adapt(
         from .coop import dataset_settings
 
         method_config = dataset_settings(dict(method_config or {}), data.label_names, data.task)
+    if method == "ace-lora":  # zero-shot prompts for val/test (and training texts where the data has none)
+        from .ace_lora import dataset_config
+
+        method_config = dataset_config(dict(method_config or {}), data.label_names, data.task, dataset)
     fingerprint = weights_fingerprint(base)
     model = AdaptedEncoder(base, method, method_config or {}, head_outputs(data.task, len(data.label_names)))
     model.to(resolved)
     labels = data.labels("train")
     train_rows = stratified_subset(labels, max_train, config.seed) if max_train else np.arange(len(labels))
+    if method == "ace-lora":  # a text per training image: the dataset's reports, else its labels' prompts
+        from .ace_lora import label_texts
+
+        has_texts = callable(getattr(data, "texts", None))
+        model.ace_lora.texts = data.texts("train") if has_texts else label_texts(labels, method_config["prompts"])
     timings["load"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -15,6 +15,9 @@ Methods (``METHODS``):
 - ``coop``: CoOp learnable text context on an image-text encoder (``adapters.coop``); the image tower is frozen
   and the logits are the model's own image-text similarities to the class prompts. The head is not used: it
   stays frozen at zero (kept only so the folder has the same files as every method).
+- ``ace-lora``: ACE-LoRA on an image-text encoder (``adapters.ace_lora``): LoRA on q/k/v of both towers, ACE-HGNN
+  on the projected image tokens, trained with the label-guided InfoNCE against a text per image (``contrastive``);
+  logits are zero-shot scores against the class prompts. No head (frozen zeros, as for ``coop``).
 
 The frozen base stays in eval mode while training (no dropout or stochastic depth). Batch-norm layers stay in
 eval mode whatever the method, ``full`` included: small fine-tuning batches would otherwise overwrite their
@@ -35,8 +38,8 @@ from ..encoder import Encoder, Tokens
 from ..errors import EncoderZooError
 from ..spec import EncoderSpec
 
-METHODS: tuple[str, ...] = ("head", "lora", "vpt", "vpt-deep", "ace-hgnn", "full", "coop")
-TEXT_METHODS: tuple[str, ...] = ("coop",)
+METHODS: tuple[str, ...] = ("head", "lora", "vpt", "vpt-deep", "ace-hgnn", "full", "coop", "ace-lora")
+TEXT_METHODS: tuple[str, ...] = ("coop", "ace-lora")
 """Methods that need the base's text tower (``load(..., text=True)``)."""
 TASKS: tuple[str, ...] = ("binary", "multi-class", "multi-label")
 
@@ -78,6 +81,7 @@ class AdaptedEncoder(nn.Module):
         self.method_config = dict(method_config)
         self.ace: nn.Module | None = None
         self.coop: nn.Module | None = None
+        self.ace_lora: nn.Module | None = None
         encoder.requires_grad_(method == "full")
         if method == "lora" and lora_folder is not None:
             from .lora import load_lora
@@ -99,8 +103,12 @@ class AdaptedEncoder(nn.Module):
             from .coop import CoopPrompts, CoopSettings
 
             self.coop = CoopPrompts(encoder, CoopSettings(**_tuples(self.method_config)))
+        elif method == "ace-lora":
+            from .ace_lora import AceLoraClassifier
+
+            self.ace_lora = AceLoraClassifier(encoder, _tuples(self.method_config))
         self.head = nn.Linear(self.embed_dim, num_outputs)
-        if self.coop is not None:  # the logits are image-text similarities: the head is unused and never trains
+        if self.coop is not None or self.ace_lora is not None:  # logits from image-text similarity: no head
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
             self.head.requires_grad_(False)
@@ -127,7 +135,20 @@ class AdaptedEncoder(nn.Module):
         """Head logits ``(N, num_outputs)`` (``coop``: from the image-text similarities to the class prompts)."""
         if self.coop is not None:
             return self.coop(self.encoder.embed(pixels))
+        if self.ace_lora is not None:
+            return self.ace_lora(pixels)
         return self.head(self.embed(pixels))
+
+    @property
+    def contrastive(self) -> bool:
+        """True when the loop trains ``contrastive_loss`` (image-text pairs) instead of a loss on ``classify``."""
+        return self.ace_lora is not None
+
+    def contrastive_loss(self, pixels: torch.Tensor, rows, targets: torch.Tensor) -> torch.Tensor:
+        """``ace-lora``: label-guided InfoNCE of the images of train ``rows`` against their texts (batch mean)."""
+        if self.ace_lora is None:
+            raise AdapterError(f"method {self.method} trains a classification loss, not a contrastive one")
+        return self.ace_lora.loss(pixels, rows, targets)
 
     @property
     def base_frozen(self) -> bool:

@@ -347,6 +347,8 @@ def fit(
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     runner: nn.Module = _Classify(model)
+    if model.contrastive and world > 1:  # the contrastive loss needs every pair of the global batch on one rank
+        raise AdapterError(f"method {model.method} trains in one process only; run it without torchrun")
     if world > 1:
         device_ids = [device.index] if device.type == "cuda" else None
         runner = nn.parallel.DistributedDataParallel(runner, device_ids=device_ids)
@@ -398,10 +400,12 @@ def fit(
                     step_generator = torch.Generator().manual_seed(config.seed * 7919 + epoch * 65_537 + step)
                     batch = augment(batch, crop_params(len(global_positions), step_generator)[rank::world])
                 targets = torch.as_tensor(train.labels[positions]).to(device)
-                with autocast:
-                    logits = runner(batch)
-                loss_sum = loss_fn(logits.float(), targets)
-                loss = loss_sum * world / loss_denominator(task, targets_all)
+                rows = train.indices[positions]
+                with autocast:  # contrastive (ace-lora): the batch-mean image-text loss instead of logits
+                    out = model.contrastive_loss(batch, rows, targets) if model.contrastive else runner(batch)
+                loss_sum = out.float() * len(positions) if model.contrastive else loss_fn(out.float(), targets)
+                denominator = float(len(global_positions)) if model.contrastive else loss_denominator(task, targets_all)
+                loss = loss_sum * world / denominator
                 report = loss_sum.detach().clone()
                 if world > 1:
                     dist.all_reduce(report)
@@ -418,7 +422,7 @@ def fit(
                 optimizer.step()
                 scheduler.step()
                 running += report.item()
-                seen += loss_denominator(task, targets_all)
+                seen += denominator
                 bar.update(1)
                 bar.set_postfix(loss=f"{running / seen:.4f}", refresh=False)
             proba = predict_proba(model, val, task, config.eval_batch_size, autocast)

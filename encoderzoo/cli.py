@@ -241,7 +241,9 @@ def probe_command(
 def adapt_command(
     encoder: str = typer.Option(..., "--encoder", "-e", help="registry name, hf-hub:org/repo or local-dir:PATH"),
     dataset: str = typer.Option(..., "--dataset", "-d", help="dataset spec with train, val and test splits"),
-    method: str = typer.Option("lora", "--method", "-m", help="head, lora, vpt, vpt-deep, ace-hgnn, full or coop"),
+    method: str = typer.Option(
+        "lora", "--method", "-m", help="head, lora, vpt, vpt-deep, ace-hgnn, full, coop or ace-lora"
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="new folder for the adapted encoder"),
     rank: int = typer.Option(8, help="LoRA rank"),
     alpha: float = typer.Option(16.0, help="LoRA alpha (scale = alpha / rank)"),
@@ -283,6 +285,7 @@ def adapt_command(
         "vpt": {"num_prompts": prompts},
         "vpt-deep": {"num_prompts": prompts},
         "ace-hgnn": {"top_k": top_k},
+        "ace-lora": {"top_k": top_k},  # r=4, alpha=1, dropout=0.1: the paper's (AceLoraSettings), not --rank/--alpha
         "coop": {
             "context_length": context_length,
             "class_specific": class_specific,

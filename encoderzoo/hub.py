@@ -46,6 +46,7 @@ METHOD_FILES: Mapping[str, tuple[str, ...]] = {
     "ace-hgnn": (ADAPTER_FILE,),
     "full": (ADAPTER_FILE,),
     "coop": (ADAPTER_FILE,),
+    "ace-lora": (ADAPTER_FILE,),
 }
 """Adapter files each method writes next to ``encoderzoo.json``, ``results.json`` and the head."""
 MANAGED_FILES = frozenset(

@@ -3,19 +3,31 @@ trainable-parameter count of the real BiomedCLIP architecture, one contrastive t
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
+from safetensors.torch import load_file
 from torch import nn
+from typer.testing import CliRunner
 
 import encoderzoo
-from encoderzoo.adapters.ace_lora import AceLora, AceLoraSettings, LoraLinear, trainable_counts
+from encoderzoo.adapters.ace_lora import AceLora, AceLoraSettings, LoraLinear, label_texts, trainable_counts
 from encoderzoo.adapters.losses import label_guided_info_nce
+from encoderzoo.adapters.training import probabilities
+from encoderzoo.cli import app
+from encoderzoo.data import open_dataset
 from encoderzoo.encoder import Encoder
+from encoderzoo.probes import evaluate
+from encoderzoo.transforms import as_nchw
 
+from .datasets_fixtures import write_png
 from .helpers import randomize_
 from .text_helpers import sentencepiece_tokenizer, small_biomedclip_spec, wordpiece_tokenizer
+
+runner = CliRunner()
 
 
 def test_fused_qkv_lora_equals_peft_on_separate_q_k_v():
@@ -103,3 +115,51 @@ def test_trainable_parameters_on_the_real_biomedclip_architecture():
     assert counts == {"image_lora": lora_per_tower, "text_lora": lora_per_tower, "ace": ace, "logit_scale": 1}
     assert sum(counts.values()) == 705_793  # paper: 0.95M (upstream also runs a second ACE-HGNN on the text tokens)
     assert np.isclose(sum(counts.values()) + ace, 969_217)
+
+
+def test_label_texts_from_the_prompts():
+    classes = {"mode": "classes", "positive": [["a normal x-ray."], ["pneumonia."]], "negative": []}
+    assert label_texts(np.array([1, 0]), classes) == ["pneumonia.", "a normal x-ray."]
+    pairs = {"mode": "pairs", "positive": [["effusion."], ["edema."]], "negative": [["no effusion."], ["no edema."]]}
+    rows = np.array([[1, 1], [0, np.nan], [0, 1]], dtype=np.float32)
+    assert label_texts(rows, pairs) == ["effusion. edema.", "no effusion. no edema.", "edema."]
+
+
+def _folder(root, sizes=(12, 6, 8), size=32):
+    rng = np.random.default_rng(0)
+    lines = ["path,split,label,label_name"]
+    for split, n in zip(("train", "val", "test"), sizes, strict=True):
+        for i in range(n):
+            write_png(root / split / f"{i}.png", rng.integers(0, 256, (size, size), np.uint8))
+            lines.append(f"{split}/{i}.png,{split},{i % 2},{('normal', 'pneumonia')[i % 2]}")
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_cli_adapt_ace_lora_trains_saves_reloads_and_scores_zero_shot(tmp_path):
+    torch.manual_seed(0)
+    tokenizer = wordpiece_tokenizer(tmp_path / "wp")
+    encoder = randomize_(encoderzoo.load(small_biomedclip_spec(), pretrained=False, text=True, tokenizer=tokenizer))
+    base = f"local-dir:{encoderzoo.save_pretrained(encoder, tmp_path / 'base')}"
+    data_root = _folder(tmp_path / "data")
+    out = tmp_path / "adapted"
+    args = ["adapt", "-e", base, "-d", f"folder:{data_root}", "--method", "ace-lora", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--device", "cpu", "--epochs", "2", "--batch-size", "6", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "results.json").read_text())
+    tensors = load_file(out / "adapter.safetensors")
+    lora = [k for k in tensors if "lora_" in k]
+    assert any(k.startswith("encoder.trunk.") for k in lora) and any(k.startswith("encoder.text.") for k in lora)
+    assert "ace_lora.ace_lora.logit_scale" in tensors and any(".ace." in k for k in tensors)
+    assert any(float(tensors[k].abs().sum()) > 0 for k in lora if "lora_B" in k), "LoRA trained"
+    assert saved["training"]["trainable_params"] == sum(t.numel() for t in tensors.values())
+    meta = json.loads((out / "encoderzoo.json").read_text())
+    assert meta["method_config"]["prompts"]["mode"] == "classes" and meta["method_config"]["r"] == 4
+    reloaded = encoderzoo.load(f"local-dir:{out}")
+    data = open_dataset(f"folder:{data_root}")
+    images = data.read("test", 0, 8)
+    pixels = torch.cat([reloaded.transform(as_nchw(im if im.ndim == 3 else im[None])) for im in images])
+    with torch.no_grad():
+        proba = probabilities("binary", reloaded.classify(pixels)).numpy()
+    metrics = evaluate(data.labels("test"), proba, data.label_names)
+    assert saved["probes"]["adapted"]["auroc"]["mean"] == pytest.approx(metrics["auroc"], abs=1e-6)
