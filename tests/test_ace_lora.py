@@ -14,7 +14,15 @@ from torch import nn
 from typer.testing import CliRunner
 
 import encoderzoo
-from encoderzoo.adapters.ace_lora import AceLora, AceLoraSettings, LoraLinear, label_texts, trainable_counts
+from encoderzoo.adapters import AdaptedEncoder, TrainConfig, fit
+from encoderzoo.adapters.ace_lora import (
+    AceLora,
+    AceLoraSettings,
+    LoraLinear,
+    dataset_config,
+    label_texts,
+    trainable_counts,
+)
 from encoderzoo.adapters.losses import label_guided_info_nce
 from encoderzoo.adapters.training import probabilities
 from encoderzoo.cli import app
@@ -163,3 +171,28 @@ def test_cli_adapt_ace_lora_trains_saves_reloads_and_scores_zero_shot(tmp_path):
         proba = probabilities("binary", reloaded.classify(pixels)).numpy()
     metrics = evaluate(data.labels("test"), proba, data.label_names)
     assert saved["probes"]["adapted"]["auroc"]["mean"] == pytest.approx(metrics["auroc"], abs=1e-6)
+
+
+def test_the_loop_trains_the_label_guided_contrastive_loss(tmp_path):
+    """One full-batch epoch: the loss the loop records is the label-guided InfoNCE of the untrained model, computed
+    here from the two towers' features (dropout 0, so train and eval forwards agree)."""
+    torch.manual_seed(0)
+    tokenizer = wordpiece_tokenizer(tmp_path / "wp")
+    encoder = randomize_(encoderzoo.load(small_biomedclip_spec(), pretrained=False, text=True, tokenizer=tokenizer))
+    data = open_dataset(f"folder:{_folder(tmp_path / 'data', sizes=(8, 4, 4))}")
+    config = dataset_config({"dropout": 0.0}, data.label_names, data.task, "folder:x")
+    model = AdaptedEncoder(encoder, "ace-lora", config, 1)
+    labels = data.labels("train")
+    model.ace_lora.texts = label_texts(labels, config["prompts"])
+    images = data.read("train", 0, 8)
+    pixels = torch.cat([model.transform(as_nchw(im if im.ndim == 3 else im[None])) for im in images])
+    core = model.ace_lora.ace_lora
+    with torch.no_grad():
+        expected = label_guided_info_nce(
+            core.image_features(pixels),
+            core.text_features(encoder.tokenize(model.ace_lora.texts)),
+            core.logit_scale,
+            torch.as_tensor(labels),
+        )
+    record = fit(model, data, TrainConfig(epochs=1, batch_size=8), tmp_path / "ck", progress=False)
+    assert record["history"][0]["train_loss"] == pytest.approx(float(expected), rel=1e-5)
