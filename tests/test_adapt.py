@@ -24,6 +24,7 @@ from encoderzoo.adapters import (
     training,
 )
 from encoderzoo.adapters.folder import describe, load_adapted, save_adapted
+from encoderzoo.adapters.model import TEXT_METHODS
 from encoderzoo.adapters.training import (
     SplitReader,
     augment,
@@ -95,7 +96,7 @@ def test_head_adapter_learns_and_reloads_to_the_same_test_metrics(effnet_tiny, t
 METHOD_SETTINGS = {"lora": {"r": 4, "alpha": 8.0}, "vpt": {"num_prompts": 3}, "vpt-deep": {"num_prompts": 3}}
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [m for m in METHODS if m not in TEXT_METHODS])  # text ones: test_coop, test_ace_lora
 def test_every_method_round_trips_through_its_folder(method, vit_base, tmp_path):
     """Trained-looking weights (every trainable tensor perturbed) survive save -> load("local-dir:") exactly."""
     torch.manual_seed(1)
@@ -430,7 +431,12 @@ def _ddp_worker(rank, world, port, base, data, out):
 def test_ddp_with_two_gloo_processes_equals_one_process(vit_base, npz, tmp_path):
     """Each rank takes half of every global batch; gradients, weights and history equal one process's."""
     mp.spawn(_ddp_worker, args=(2, _free_port(), vit_base, str(npz), str(tmp_path / "ddp")), nprocs=2, join=True)
-    _train_full(vit_base, str(npz), tmp_path / "one")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the workers: the same summation order in every matmul
+    try:
+        _train_full(vit_base, str(npz), tmp_path / "one")
+    finally:
+        torch.set_num_threads(threads)
     one = torch.load(tmp_path / "one" / "rank0.pt", weights_only=True)
     for rank in range(2):
         ddp = torch.load(tmp_path / "ddp" / f"rank{rank}.pt", weights_only=True)
@@ -441,4 +447,8 @@ def test_ddp_with_two_gloo_processes_equals_one_process(vit_base, npz, tmp_path)
         for key in one["grads"]:
             torch.testing.assert_close(ddp["grads"][key], one["grads"][key], atol=1e-6, rtol=1e-4)
         for key in one["weights"]:
-            torch.testing.assert_close(ddp["weights"][key], one["weights"][key], atol=1e-5, rtol=1e-4)
+            a, b = ddp["weights"][key], one["weights"][key]
+            if key.endswith("attn.qkv.bias"):  # softmax ignores a key bias: its gradient is pure rounding noise,
+                d = a.shape[0] // 3  # which Adam's m / sqrt(v) turns into real steps; compare the q and v slices
+                a, b = torch.cat([a[:d], a[2 * d :]]), torch.cat([b[:d], b[2 * d :]])
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=key)
