@@ -103,12 +103,14 @@ def adapt(
     model = AdaptedEncoder(base, method, method_config or {}, head_outputs(data.task, len(data.label_names)))
     model.to(resolved)
     labels = data.labels("train")
+    text_source = None
     train_rows = stratified_subset(labels, max_train, config.seed) if max_train else np.arange(len(labels))
     if method == "ace-lora":  # a text per training image: the dataset's reports, else its labels' prompts
         from .ace_lora import label_texts
 
-        has_texts = callable(getattr(data, "texts", None))
-        model.ace_lora.texts = data.texts("train") if has_texts else label_texts(labels, method_config["prompts"])
+        texts = data.texts("train")
+        model.ace_lora.texts = texts if texts is not None else label_texts(labels, method_config["prompts"])
+        text_source = "the dataset's text column" if texts is not None else "label prompts"
     timings["load"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -147,6 +149,7 @@ def adapt(
             "method": method,
             "method_config": model.method_config,
             "selection": f"early stopping on val {record['monitor']}; best epoch restored; test scored once",
+            "training_texts": text_source,
             "train_subset": None
             if not max_train
             else {"size": int(len(train_rows)), "stratified": True, "seed": config.seed, "of": int(len(labels))},

@@ -133,15 +133,32 @@ def test_label_texts_from_the_prompts():
     assert label_texts(rows, pairs) == ["effusion. edema.", "no effusion. no edema.", "edema."]
 
 
-def _folder(root, sizes=(12, 6, 8), size=32):
+REPORTS = ("lungs are clear, no acute findings", "right lower lobe consolidation, consistent with pneumonia")
+
+
+def _folder(root, sizes=(12, 6, 8), size=32, reports=False):
+    """A binary folder dataset; ``reports=True`` adds a free-text ``report`` column (a report per image)."""
     rng = np.random.default_rng(0)
-    lines = ["path,split,label,label_name"]
+    lines = ["path,split,label,label_name" + (",report" if reports else "")]
     for split, n in zip(("train", "val", "test"), sizes, strict=True):
         for i in range(n):
             write_png(root / split / f"{i}.png", rng.integers(0, 256, (size, size), np.uint8))
-            lines.append(f"{split}/{i}.png,{split},{i % 2},{('normal', 'pneumonia')[i % 2]}")
+            report = f',"{REPORTS[i % 2]} ({split} {i})"' if reports else ""
+            lines.append(f"{split}/{i}.png,{split},{i % 2},{('normal', 'pneumonia')[i % 2]}{report}")
     (root / "labels.csv").write_text("\n".join(lines) + "\n")
     return root
+
+
+def test_folder_datasets_read_a_text_column_that_is_never_a_label(tmp_path):
+    data = open_dataset(f"folder:{_folder(tmp_path / 'a', sizes=(4, 2, 2), reports=True)}")
+    assert data.texts("train") == [f"{REPORTS[i % 2]} (train {i})" for i in range(4)]
+    assert data.label_names == ["normal", "pneumonia"]
+    assert open_dataset(f"folder:{_folder(tmp_path / 'b', sizes=(4, 2, 2))}").texts("train") is None
+    multi = tmp_path / "m"
+    write_png(multi / "0.png", np.zeros((8, 8), np.uint8))
+    (multi / "labels.csv").write_text('path,split,Edema,Effusion,text\n0.png,train,1,0,"mild edema"\n')
+    ml = open_dataset(f"folder:{multi}")
+    assert ml.label_names == ["Edema", "Effusion"] and ml.texts("train") == ["mild edema"]
 
 
 def test_cli_adapt_ace_lora_trains_saves_reloads_and_scores_zero_shot(tmp_path):
@@ -149,12 +166,13 @@ def test_cli_adapt_ace_lora_trains_saves_reloads_and_scores_zero_shot(tmp_path):
     tokenizer = wordpiece_tokenizer(tmp_path / "wp")
     encoder = randomize_(encoderzoo.load(small_biomedclip_spec(), pretrained=False, text=True, tokenizer=tokenizer))
     base = f"local-dir:{encoderzoo.save_pretrained(encoder, tmp_path / 'base')}"
-    data_root = _folder(tmp_path / "data")
+    data_root = _folder(tmp_path / "data", reports=True)
     out = tmp_path / "adapted"
     args = ["adapt", "-e", base, "-d", f"folder:{data_root}", "--method", "ace-lora", "--out", str(out)]
     result = runner.invoke(app, [*args, "--device", "cpu", "--epochs", "2", "--batch-size", "6", "-f", "json"])
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "results.json").read_text())
+    assert saved["protocol"]["training_texts"] == "the dataset's text column"
     tensors = load_file(out / "adapter.safetensors")
     lora = [k for k in tensors if "lora_" in k]
     assert any(k.startswith("encoder.trunk.") for k in lora) and any(k.startswith("encoder.text.") for k in lora)

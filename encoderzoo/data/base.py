@@ -41,6 +41,11 @@ class ImageDataset(ABC):
     def fingerprint(self, split: str) -> str:
         """Changes whenever the images or labels of ``split`` change (cache key)."""
 
+    def texts(self, split: str) -> list[str] | None:
+        """Free text per sample (a report or caption) where the dataset has one, else ``None``."""
+        self.check_split(split)
+        return None
+
     def check_split(self, split: str) -> None:
         if split not in self.splits:
             raise ValueError(f"{self.spec} has no split {split!r}; it has {list(self.splits)}")

@@ -51,7 +51,9 @@ CHEXPERT_LABELS = [
 ]
 VAL_FRACTION = 0.1
 MISSING_SHOWN = 10  # missing files named in the error; the rest are counted
-_RESERVED = {"path", "split", "label", "label_name", "id", "patient_id"}
+TEXT_COLUMNS = ("text", "report")
+"""Free-text columns of a folder dataset (image-text training, e.g. ACE-LoRA); never label columns."""
+_RESERVED = {"path", "split", "label", "label_name", "id", "patient_id", *TEXT_COLUMNS}
 
 
 @dataclass
@@ -59,6 +61,7 @@ class SplitTable:
     paths: list[Path]
     labels: np.ndarray
     ids: list[str]
+    texts: list[str] | None = None
 
 
 class TableDataset(ImageDataset):
@@ -119,6 +122,11 @@ class TableDataset(ImageDataset):
     def sample_ids(self, split: str) -> list[str]:
         self.check_split(split)
         return self.tables[split].ids
+
+    def texts(self, split: str) -> list[str] | None:
+        """The ``text`` (or ``report``) column of ``labels.csv`` for ``split``, or ``None`` without one."""
+        self.check_split(split)
+        return self.tables[split].texts
 
     def read(self, split: str, start: int, stop: int) -> np.ndarray | list[np.ndarray | None]:
         self.check_split(split)
@@ -198,16 +206,22 @@ def open_folder(
             raise ValueError(f"{root / csv_name} has neither a 'label' column nor label columns")
         labels = np.array([[_binary(r[c], "ignore") for c in label_names] for r in rows], dtype=np.float32)
         task = "multi-label"
-    tables = _tables_by_split(root, rows, labels, [r["path"] for r in rows])
+    text_column = next((c for c in TEXT_COLUMNS if c in columns), None)
+    tables = _tables_by_split(root, rows, labels, [r["path"] for r in rows], text_column)
     return TableDataset(f"folder:{root}", root, tables, task, label_names, skip_corrupt=skip_corrupt)
 
 
-def _tables_by_split(root: Path, rows, labels: np.ndarray, ids: list[str]) -> dict[str, SplitTable]:
+def _tables_by_split(
+    root: Path, rows, labels: np.ndarray, ids: list[str], text_column: str | None = None
+) -> dict[str, SplitTable]:
     tables: dict[str, SplitTable] = {}
     splits = np.array([r["split"] for r in rows])
     for split in dict.fromkeys(splits):
         index = np.flatnonzero(splits == split)
-        tables[str(split)] = SplitTable([root / rows[i]["path"] for i in index], labels[index], [ids[i] for i in index])
+        texts = [rows[i][text_column] or "" for i in index] if text_column else None
+        tables[str(split)] = SplitTable(
+            [root / rows[i]["path"] for i in index], labels[index], [ids[i] for i in index], texts
+        )
     return tables
 
 
