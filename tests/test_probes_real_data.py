@@ -2,6 +2,9 @@
 
 Reference (../shared/data/README.md): on pbcblood_28 (train subset 3,000, full test, 28 px upsampled to 112,
 sklearn), raw-pixel kNN(k=11) reaches 0.72 accuracy. A probe that does no better than raw pixels has a bug.
+Measured here (README): kNN (T=0.07, k=20) 0.791, MedMNIST+ kNN 0.776, linear 0.873 (C and raw vs z-scored
+features chosen on val, on AUROC: the classes are imbalanced). The floors sit one point under those figures: the
+pipeline is deterministic up to BLAS summation order, and one point is 34 of the 3,419 test images.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from encoderzoo.engine import embed_dataset
 from encoderzoo.probes import KNNProbe, LinearProbe
 
 RAW_PIXEL_KNN = 0.72
-MARGIN = 0.05
+MEASURED = {"knn": 0.791, "medmnist_plus": 0.776, "linear": 0.873}
+MARGIN = 0.01
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +52,16 @@ def test_knn_and_linear_beat_raw_pixels_and_agree_with_sklearn(pbc_embeddings):
     linear_acc = linear.score(Xt, yt)
     print(
         f"pbcblood_28 @112: kNN(T=0.07,k=20) {knn_acc:.3f}, MedMNIST+ kNN {plus.score(Xt, yt):.3f}, "
-        f"linear (C={linear.C_:.3g}) {linear_acc:.3f}; raw-pixel kNN reference {RAW_PIXEL_KNN}"
+        f"linear (C={linear.C_:.3g}, standardize={linear.standardize_}, on {linear.selection_metric_}) "
+        f"{linear_acc:.3f}; raw-pixel kNN reference {RAW_PIXEL_KNN}"
     )
-    assert knn_acc >= RAW_PIXEL_KNN + MARGIN
-    assert linear_acc >= RAW_PIXEL_KNN + MARGIN
-    scaler = StandardScaler().fit(X)
-    sk = LogisticRegression(C=linear.C_, max_iter=2000).fit(scaler.transform(X), y)
-    sk_acc = sk.score(scaler.transform(Xt), yt)
-    same_c = LinearProbe(C=linear.C_, device="cpu").fit(X, y).score(Xt, yt)
+    assert min(knn_acc, linear_acc) > RAW_PIXEL_KNN + 0.05
+    assert knn_acc >= MEASURED["knn"] - MARGIN and plus.score(Xt, yt) >= MEASURED["medmnist_plus"] - MARGIN
+    assert linear_acc >= MEASURED["linear"] - MARGIN and linear.converged_
+    # sklearn at the chosen C, on the same features (z-scored or raw as chosen)
+    scaler = StandardScaler().fit(X) if linear.standardize_ else None
+    prep = scaler.transform if scaler else (lambda A: A)
+    sk = LogisticRegression(C=linear.C_, max_iter=2000).fit(prep(X), y)
+    sk_acc = sk.score(prep(Xt), yt)
+    same_c = LinearProbe(C=linear.C_, standardize=linear.standardize_, device="cpu").fit(X, y).score(Xt, yt)
     assert abs(same_c - sk_acc) <= 0.005, (same_c, sk_acc)
