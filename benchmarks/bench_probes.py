@@ -142,15 +142,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sizes", default="500,2000,20000", help="synthetic training sizes")
     parser.add_argument("--dims", default="384,768,1536", help="synthetic feature dimensions")
-    parser.add_argument("--no-real", action="store_true", help="skip the real embeddings")
+    parser.add_argument("--real", default=",".join(f for f, _ in REAL), help="real embedding files ('' for none)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     rows = []
-    if not args.no_real:
-        for file, size in REAL:
-            if (SHARED / file).is_file():
-                rows.append(bench(f"{file[:-4]} efficientnet-lite0 @{size}px", real(file, size), args.device))
-                print(json.dumps(rows[-1]), file=sys.stderr)
+    for file, size in REAL:
+        if file in args.real.split(",") and (SHARED / file).is_file():
+            rows.append(bench(f"{file[:-4]} efficientnet-lite0 @{size}px", real(file, size), args.device))
+            print(json.dumps(rows[-1]), file=sys.stderr)
     for n in (int(s) for s in args.sizes.split(",")):
         for d in (int(s) for s in args.dims.split(",")):
             rows.append(bench(f"synthetic {n} x {d}, 10 classes", synthetic(n, d), args.device))
