@@ -131,7 +131,10 @@ def load_adapted(
     base_name = base_meta["name"]
     text = True if meta["method"] in TEXT_METHODS else None  # coop needs the base's text tower
     if base_name.startswith(LOCAL_DIR_PREFIX) or base_name.startswith("hf-hub:"):
-        base = load(base_name, attention=attention, text=text, image_size=saved_spec.input_size)
+        base = load(base_name, attention=attention, text=text)
+        check_architecture(base.spec, saved_spec, str(folder), with_size=False)  # before resizing: a clear error
+        if base.spec.input_size != saved_spec.input_size:  # adapted at another size: the base runs at that size
+            base = load(base_name, attention=attention, text=text, image_size=saved_spec.input_size)
     else:
         base = load(saved_spec, attention=attention, weights=weights, text=text)
     check_base(base, saved_spec, base_meta["weights_fingerprint"], str(folder))
@@ -152,23 +155,34 @@ def load_adapted(
     return model.to(device=device, dtype=dtype).eval()
 
 
-def check_base(base: torch.nn.Module, saved_spec: EncoderSpec, fingerprint: str, origin: str) -> None:
-    """Refuse a base whose architecture-defining spec fields or weights differ from the adapter's base."""
-    spec = base.spec
-    fields = ("architecture", "input_size", "embed_dim", "pooling", "num_prefix_tokens", "patch_size")
+def check_architecture(spec: EncoderSpec, saved_spec: EncoderSpec, origin: str, *, with_size: bool = True) -> None:
+    """Refuse a base whose architecture-defining spec fields differ from the adapter's base (``with_size=False``:
+    ignoring the input size, which ``load(image_size=...)`` can still change)."""
+    fields = ["architecture", "embed_dim", "pooling", "num_prefix_tokens", "patch_size"]
+    if with_size:
+        fields.append("input_size")
     differ = [f for f in fields if getattr(spec, f) != getattr(saved_spec, f)]
-    if dict(spec.arch_kwargs) != dict(saved_spec.arch_kwargs):
+
+    def kwargs(s: EncoderSpec) -> dict:
+        return {k: v for k, v in s.arch_kwargs.items() if with_size or k != "img_size"}
+
+    if kwargs(spec) != kwargs(saved_spec):
         differ.append("arch_kwargs")
     if differ:
         raise AdapterError(
             f"the adapter in {origin} was trained on {saved_spec.name}, but the base given is {spec.name}, which "
             f"differs in {differ}: an adapter only fits the base it was trained on"
         )
+
+
+def check_base(base: torch.nn.Module, saved_spec: EncoderSpec, fingerprint: str, origin: str) -> None:
+    """Refuse a base whose architecture-defining spec fields or weights differ from the adapter's base."""
+    check_architecture(base.spec, saved_spec, origin)
     actual = weights_fingerprint(base)
     if actual != fingerprint:
         raise AdapterError(
-            f"the base weights of {spec.name} (fingerprint {actual[:12]}) are not the ones the adapter in {origin} "
-            f"was trained on ({fingerprint[:12]}): another revision or file. Load the same weights "
+            f"the base weights of {base.spec.name} (fingerprint {actual[:12]}) are not the ones the adapter in "
+            f"{origin} was trained on ({fingerprint[:12]}): another revision or file. Load the same weights "
             f"(revision {saved_spec.source.revision}) or pass weights=PATH to the right file."
         )
 
