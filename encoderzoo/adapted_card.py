@@ -13,12 +13,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
-
+from .cards import template_environment
 from .hub import CARD_FILE, AdaptedFolder, base_terms, read_adapted_folder
 from .hub import _public_dataset as public_dataset
 
@@ -144,7 +142,7 @@ def adapted_card(folder: str | os.PathLike[str], repo_id: str | None = None):
     )
     num_outputs = int(meta.get("num_outputs") or (1 if meta["task"] == "binary" else len(meta["label_names"])))
     rows = metric_rows(results)
-    template = _environment().get_template("adapted_card.md")
+    template = template_environment().get_template("adapted_card.md")
     text = template.render(
         card_data=data.to_yaml(),
         model_name=data.model_name,
@@ -240,13 +238,3 @@ def _limitations(folder: AdaptedFolder) -> list[str]:
     ]
     lines += [f"Base model note: {note}" for note in spec.notes]
     return lines
-
-
-@cache
-def _environment() -> Environment:
-    return Environment(
-        loader=PackageLoader("encoderzoo", "templates"),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )

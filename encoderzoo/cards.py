@@ -81,7 +81,7 @@ def render_card(spec: EncoderSpec) -> str:
         tokens = f"{spec.num_prefix_tokens} prefix + {grid}x{grid} patches of {spec.patch_size} px"
     else:
         tokens = "CNN feature map (no prefix tokens)"
-    template = _environment().get_template("encoder_card.md")
+    template = template_environment().get_template("encoder_card.md")
     return template.render(
         spec=spec,
         card_data=card_data.to_yaml(),
@@ -97,7 +97,8 @@ def render_card(spec: EncoderSpec) -> str:
 
 
 @cache
-def _environment() -> Environment:
+def template_environment() -> Environment:
+    """The Jinja environment of encoderzoo's card templates (``encoderzoo/templates``), shared by every card."""
     return Environment(
         loader=PackageLoader("encoderzoo", "templates"),
         undefined=StrictUndefined,
