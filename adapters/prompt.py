@@ -64,7 +64,9 @@ def supported_methods(spec: EncoderSpec) -> tuple[str, ...]:
         methods.append("lora")
     if spec.prompt_insertion is not None:
         methods += ["vpt", "vpt-deep"]
-    methods.append("ace-hgnn")
+    methods += ["ace-hgnn", "full"]
+    if getattr(spec, "text", None) is not None:  # image-text entries
+        methods += ["coop", "ace-lora"]
     return tuple(methods)
 
 

@@ -199,13 +199,16 @@ def test_init_follows_vpt():
 @pytest.mark.parametrize("name", UNSUPPORTED)
 def test_encoders_without_insertion_point_are_refused(name):
     encoder = encoderzoo.load(encoderzoo.get_spec(name).tiny_variant(), pretrained=False)
-    with pytest.raises(UnsupportedAdapterError, match=r"no prompt insertion point.*supports: head, lora, ace-hgnn$"):
+    refusal = r"no prompt insertion point.*supports: head, lora, ace-hgnn, full$"
+    with pytest.raises(UnsupportedAdapterError, match=refusal):
         add_prompts(encoder)
-    assert supported_methods(encoder.spec) == ("head", "lora", "ace-hgnn")
+    assert supported_methods(encoder.spec) == ("head", "lora", "ace-hgnn", "full")
 
 
 def test_supported_methods_of_a_vit():
-    assert supported_methods(encoderzoo.get_spec("dinov3-small")) == ("head", "lora", "vpt", "vpt-deep", "ace-hgnn")
+    vit = ("head", "lora", "vpt", "vpt-deep", "ace-hgnn", "full")
+    assert supported_methods(encoderzoo.get_spec("dinov3-small")) == vit
+    assert supported_methods(encoderzoo.get_spec("biomedclip")) == (*vit, "coop", "ace-lora")  # image-text
 
 
 def test_settings_and_misuse():
