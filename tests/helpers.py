@@ -36,19 +36,24 @@ def timm_reference(spec: EncoderSpec, folder: Path) -> tuple[torch.nn.Module, Pa
     return model, path
 
 
+def dinov2_sizes(spec: EncoderSpec) -> dict:
+    """The transformers Dinov2 config sizes of a (tiny) ViT spec: image, patch, width, depth, heads."""
+    kw = spec.arch_kwargs
+    return {
+        "image_size": kw["img_size"],
+        "patch_size": spec.patch_size,
+        "hidden_size": kw["embed_dim"],
+        "num_hidden_layers": kw["depth"],
+        "num_attention_heads": kw["num_heads"],
+    }
+
+
 def dinov2_hf_reference(spec: EncoderSpec, folder: Path):
     """transformers Dinov2Model as RAD-DINO is published: save_pretrained's model.safetensors."""
     from transformers import Dinov2Config, Dinov2Model
 
-    kw = spec.arch_kwargs
     config = Dinov2Config(
-        image_size=kw["img_size"],
-        patch_size=spec.patch_size,
-        hidden_size=kw["embed_dim"],
-        num_hidden_layers=kw["depth"],
-        num_attention_heads=kw["num_heads"],
-        intermediate_size=4 * kw["embed_dim"],
-        layerscale_value=1e-5,
+        **dinov2_sizes(spec), intermediate_size=4 * spec.arch_kwargs["embed_dim"], layerscale_value=1e-5
     )
     model = randomize_(Dinov2Model(config))
     model.save_pretrained(folder)

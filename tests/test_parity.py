@@ -14,7 +14,7 @@ import torch
 import encoderzoo
 from encoderzoo import get_spec
 
-from .helpers import dinov2_hf_reference, open_clip_reference, siglip_hf_reference, timm_reference
+from .helpers import dinov2_hf_reference, dinov2_sizes, open_clip_reference, siglip_hf_reference, timm_reference
 
 ATOL = 5e-6
 TIMM_FAMILIES = [n for n in encoderzoo.list_encoders() if get_spec(n).source.format == "timm-hub"]
@@ -130,16 +130,7 @@ def test_dinov2_matches_transformers_dinov2(attention, tmp_path):
 
     spec = get_spec("dinov2-small").tiny_variant()
     timm_model, path = timm_reference(spec, tmp_path)
-    kw = spec.arch_kwargs
-    config = Dinov2Config(
-        image_size=kw["img_size"],
-        patch_size=spec.patch_size,
-        hidden_size=kw["embed_dim"],
-        num_hidden_layers=kw["depth"],
-        num_attention_heads=kw["num_heads"],
-        mlp_ratio=4,
-        layer_norm_eps=1e-6,
-    )
+    config = Dinov2Config(**dinov2_sizes(spec), mlp_ratio=4, layer_norm_eps=1e-6)
     hf = Dinov2Model(config).eval()
     hf.load_state_dict(_timm_dinov2_to_transformers(timm_model.state_dict(), hf.state_dict()), strict=True)
     enc = encoderzoo.load(spec, weights=path, attention=attention)

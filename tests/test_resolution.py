@@ -25,7 +25,14 @@ from encoderzoo.engine import embed_dataset
 from encoderzoo.errors import StateDictMismatchError
 from encoderzoo.resolution import ImageSizeError, at_image_size, pos_embed_resampling
 
-from .helpers import dinov2_hf_reference, open_clip_reference, randomize_, siglip_hf_reference, timm_reference
+from .helpers import (
+    dinov2_hf_reference,
+    dinov2_sizes,
+    open_clip_reference,
+    randomize_,
+    siglip_hf_reference,
+    timm_reference,
+)
 
 ATOL = 1e-4
 NATIVE = 56  # a 4x4 grid of 14-px patches: small, but a real bicubic resampling in both directions
@@ -86,15 +93,8 @@ def _dinov2_registers_reference(spec, folder):
     """
     from transformers import Dinov2WithRegistersConfig, Dinov2WithRegistersModel
 
-    kw = spec.arch_kwargs
     config = Dinov2WithRegistersConfig(
-        image_size=kw["img_size"],
-        patch_size=spec.patch_size,
-        hidden_size=kw["embed_dim"],
-        num_hidden_layers=kw["depth"],
-        num_attention_heads=kw["num_heads"],
-        intermediate_size=4 * kw["embed_dim"],
-        num_register_tokens=4,
+        **dinov2_sizes(spec), intermediate_size=4 * spec.arch_kwargs["embed_dim"], num_register_tokens=4
     )
     model = randomize_(Dinov2WithRegistersModel(config))
     state = dict(model.state_dict())
