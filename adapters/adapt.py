@@ -119,9 +119,8 @@ def adapt(
 
     start = time.perf_counter()
     test = SplitReader(data, "test", model, np.arange(data.num_samples("test")))
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if resolved.startswith("cuda") else _null()
     metrics = evaluate(
-        test.labels, predict_proba(model, test, data.task, config.eval_batch_size, autocast), data.label_names
+        test.labels, predict_proba(model, test, data.task, config.eval_batch_size), data.label_names
     )
     timings["test"] = time.perf_counter() - start
 
@@ -180,9 +179,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _null():
-    from contextlib import nullcontext
-
-    return nullcontext()

@@ -82,6 +82,12 @@ def monitor_metric(config: TrainConfig, task: str) -> str:
 # data
 
 
+def autocast_for(model: nn.Module):
+    """bf16 autocast when ``model`` is on CUDA (its weights float32), else a no-op context."""
+    on_cuda = next(model.parameters()).device.type == "cuda"
+    return torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda else nullcontext()
+
+
 class SplitReader:
     """Reads rows of one split by index and preprocesses them on the model's device, one batch read ahead."""
 
@@ -121,7 +127,7 @@ class FeatureReader:
     kept in memory; ``batches`` yields those features instead of pixels. Used when nothing in the encoder trains
     and there is no augmentation, where it gives the same result as reading pixels every epoch."""
 
-    def __init__(self, reader: SplitReader, batch_size: int, autocast) -> None:
+    def __init__(self, reader: SplitReader, batch_size: int) -> None:
         self.indices, self.labels = reader.indices, reader.labels
         positions = np.arange(len(reader.indices))
         order = [positions[i : i + batch_size] for i in range(0, len(positions), batch_size)]
@@ -130,7 +136,7 @@ class FeatureReader:
         model.eval()
         parts = []
         for _, pixels in reader.batches(order):
-            with autocast:
+            with autocast_for(model):
                 parts.append(tuple(t.float() for t in model.frozen_features(pixels)))
         model.train(was_training)
         self.features = tuple(torch.cat(column) for column in zip(*parts, strict=True))
@@ -267,7 +273,7 @@ def logits_of(model: AdaptedEncoder, batch: torch.Tensor | tuple[torch.Tensor, .
 
 @torch.no_grad()
 def predict_proba(
-    model: AdaptedEncoder, reader: SplitReader | FeatureReader, task: str, batch_size: int, autocast
+    model: AdaptedEncoder, reader: SplitReader | FeatureReader, task: str, batch_size: int
 ) -> np.ndarray:
     """Probabilities for every row of ``reader`` (sharded across ranks and gathered under torchrun)."""
     rank, world = _world()
@@ -278,6 +284,7 @@ def predict_proba(
     was_training = model.training
     model.eval()
     outputs = []
+    autocast = autocast_for(model)
     for _, batch in reader.batches(order):
         with autocast:
             outputs.append(probabilities(task, logits_of(model, batch)).cpu())
@@ -323,13 +330,13 @@ def fit(
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint = checkpoint_dir / CHECKPOINT_NAME
     train_rows = np.arange(dataset.num_samples("train")) if train_indices is None else np.asarray(train_indices)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    autocast = autocast_for(model)
     train: SplitReader | FeatureReader = SplitReader(dataset, "train", model, train_rows)
     val: SplitReader | FeatureReader = SplitReader(dataset, "val", model, np.arange(dataset.num_samples("val")))
     frozen = model.base_frozen and not config.augment
     if frozen:  # the encoder's outputs cannot change: compute them once, not every epoch
-        train = FeatureReader(train, config.eval_batch_size, autocast)
-        val = FeatureReader(val, config.eval_batch_size, autocast)
+        train = FeatureReader(train, config.eval_batch_size)
+        val = FeatureReader(val, config.eval_batch_size)
     loss_fn = make_loss(task, train.labels, config.class_weights)
     steps_per_epoch = math.ceil(len(train_rows) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -425,7 +432,7 @@ def fit(
                 seen += denominator
                 bar.update(1)
                 bar.set_postfix(loss=f"{running / seen:.4f}", refresh=False)
-            proba = predict_proba(model, val, task, config.eval_batch_size, autocast)
+            proba = predict_proba(model, val, task, config.eval_batch_size)
             scores = evaluate(val.labels, proba, dataset.label_names)
             score = scores[metric]
             seconds = time.perf_counter() - start

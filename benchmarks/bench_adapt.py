@@ -80,10 +80,8 @@ def run_one(dataset: str, method: str, args: argparse.Namespace) -> dict:
 
 def linear_probe(dataset: str, args: argparse.Namespace) -> dict:
     """The frozen embeddings of the same subset, LinearProbe's C grid chosen on val, test scored once."""
-    from contextlib import nullcontext
 
     import numpy as np
-    import torch
 
     import encoderzoo
     from encoderzoo.adapters import AdaptedEncoder
@@ -99,14 +97,13 @@ def linear_probe(dataset: str, args: argparse.Namespace) -> dict:
     feats = {}
     for split, idx in (("train", rows), ("val", None), ("test", None)):
         idx = np.arange(data.num_samples(split)) if idx is None else idx
-        reader = FeatureReader(SplitReader(data, split, frozen, idx), 64, nullcontext())
+        reader = FeatureReader(SplitReader(data, split, frozen, idx), 64)
         feats[split] = (reader.features[0].numpy(), reader.labels)
     embed_seconds = time.perf_counter() - start
     start = time.perf_counter()
     probe = LinearProbe(device="cpu").fit(*feats["train"], *feats["val"])
     fit_seconds = time.perf_counter() - start
     metrics = evaluate(probe.column_targets(feats["test"][1]), probe.predict_proba(feats["test"][0]), data.label_names)
-    torch.set_num_threads(args.threads)
     return {
         **{m: metrics[m] for m in ("accuracy", "balanced_accuracy", "auroc")},
         "trainable_params": int(np.asarray(probe.coef_).size + np.asarray(probe.intercept_).size),

@@ -84,9 +84,8 @@ def test_head_adapter_learns_and_reloads_to_the_same_test_metrics(effnet_tiny, t
     assert isinstance(model, AdaptedEncoder)
     data = open_dataset(SAMPLE)
     reader = SplitReader(data, "test", model, np.arange(data.num_samples("test")))
-    from contextlib import nullcontext
 
-    reloaded = evaluate(reader.labels, predict_proba(model, reader, data.task, 64, nullcontext()), data.label_names)
+    reloaded = evaluate(reader.labels, predict_proba(model, reader, data.task, 64), data.label_names)
     assert reloaded["accuracy"] == test_acc
     assert reloaded["auroc"] == results["probes"]["adapted"]["auroc"]["mean"]
     meta = json.loads((tmp_path / "out" / "encoderzoo.json").read_text())
