@@ -22,7 +22,7 @@ from ..loading import load
 from ..paths import check_writable
 from ..probes import evaluate, summarize
 from .folder import CHECKPOINT_DIR, RESULTS_FILE, describe, save_adapted
-from .model import TEXT_METHODS, AdaptedEncoder, AdapterError, head_outputs
+from .model import TEXT_METHODS, AdaptedEncoder, AdapterError, check_method, head_outputs
 from .training import SplitReader, TrainConfig, fit, predict_proba, stratified_subset
 
 
@@ -77,6 +77,7 @@ def adapt(
         weights: a local copy of the base's canonical weight file.
         resume: continue the run checkpointed in ``out/checkpoints``.
     """
+    check_method(method)  # before any download or training
     config = config or TrainConfig()
     out = Path(out)
     check_output_folder(out, resume)

@@ -48,6 +48,12 @@ class AdapterError(EncoderZooError):
     """An adapter cannot be built, trained, saved or loaded as asked."""
 
 
+def check_method(method: str) -> None:
+    """Refuse a method name encoderzoo does not have, listing those it has."""
+    if method not in METHODS:
+        raise AdapterError(f"unknown adaptation method {method!r}; choose from {', '.join(METHODS)}")
+
+
 def head_outputs(task: str, num_labels: int) -> int:
     """Logits the head needs: one for binary (sigmoid), one per class or label otherwise."""
     if task not in TASKS:
@@ -72,8 +78,7 @@ class AdaptedEncoder(nn.Module):
     ) -> None:
         """``lora_folder``: load a saved peft LoRA adapter (``method="lora"``) instead of adding a fresh one."""
         super().__init__()
-        if method not in METHODS:
-            raise AdapterError(f"unknown adaptation method {method!r}; choose from {', '.join(METHODS)}")
+        check_method(method)
         self.encoder = encoder
         self.method = method
         self.spec: EncoderSpec = dataclasses.replace(encoder.spec, name=f"{encoder.spec.name}+{method}")

@@ -309,6 +309,8 @@ def test_methods_train_only_their_parameters(vit_base):
     assert all(p.requires_grad for p in full.parameters())
     with pytest.raises(AdapterError, match="choose from"):
         AdaptedEncoder(encoderzoo.load(vit_base), "qlora", {}, 3)
+    with pytest.raises(AdapterError, match="unknown adaptation method 'qlora'"):  # before fetching dinov2-small
+        adapt("dinov2-small", SAMPLE, "qlora", Path("unused"))
 
 
 def test_losses_match_hand_computations():
