@@ -26,9 +26,10 @@ def as_features(X, name: str = "X") -> np.ndarray:
         raise ValueError(f"{name} has 0 samples")
     if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
         raise ValueError(f"{name} must be real numbers, got dtype {X.dtype}")
-    if not np.isfinite(X).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return X.astype(np.float32, copy=False)
+    X = X.astype(np.float32, copy=False)
+    if not np.isfinite(X).all():  # after the cast: a float64 value beyond float32's range is refused too
+        raise ValueError(f"{name} contains NaN, inf or values beyond float32's range")
+    return X
 
 
 def as_labels(y, n: int) -> np.ndarray:
@@ -55,17 +56,21 @@ class ProbeBase(ClassifierMixin, BaseEstimator):
     """Single-label: ``classes_`` from ``np.unique(y)``. Multi-label: ``y`` is ``(N, L)`` 0/1 with NaN unknown."""
 
     def _validate_fit(self, X, y) -> tuple[np.ndarray, np.ndarray]:
-        """Validated float32 features (sets ``n_features_in_``) and encoded targets (sets ``classes_``)."""
+        """Validated float32 features (sets ``n_features_in_``) and encoded targets (sets ``classes_``).
+
+        sklearn's ``validate_data`` casts once to float32 and then checks finiteness, so a float64 value beyond
+        float32's range is refused rather than silently becoming inf.
+        """
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
-        X = validate_data(self, X, dtype=[np.float32, np.float64], ensure_min_samples=2)
-        return as_features(X), self._encode_targets(as_labels(y, len(X)))
+        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)  # 2D, numeric, finite, one cast
+        return X, self._encode_targets(as_labels(y, len(X)))
 
     def _validate_predict(self, X) -> np.ndarray:
         check_is_fitted(self)
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
-        return as_features(validate_data(self, X, dtype=[np.float32, np.float64], reset=False))
+        return validate_data(self, X, dtype=np.float32, reset=False)
 
     def _encode_targets(self, y: np.ndarray) -> np.ndarray:
         """Single-label -> class indices into ``classes_``; multi-label -> float32 matrix (NaN kept)."""

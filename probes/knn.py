@@ -2,7 +2,9 @@
 
 Defaults follow the DINOv2 evaluation: cosine similarity, a temperature-weighted vote (T = 0.07), several k
 in one pass. ``KNNProbe.medmnist_plus()`` is the MedMNIST+ protocol: k = 11, Euclidean, majority vote (its
-predictions equal sklearn ``KNeighborsClassifier(n_neighbors=11)`` on the same features).
+predictions equal sklearn ``KNeighborsClassifier(n_neighbors=11)`` on the same features, except where training
+rows exactly equidistant from a query straddle the 11th place: we keep the smaller training index, sklearn's heap
+an implementation-defined one).
 """
 
 from __future__ import annotations
@@ -61,10 +63,14 @@ class KNNProbe(ProbeBase):
         X, targets = self._validate_fit(X, y)
         self.device_ = pick_device(self.device)
         self.train_features_ = self._prepare(torch.from_numpy(X).to(self.device_))
-        if self.metric == "euclidean":  # centred: distances unchanged, norms (and rounding) at their scale
-            self.center_ = self.train_features_.mean(0, dtype=torch.float64).float()
-            self.train_features_ = self.train_features_ - self.center_
-            self.train_half_sq_norms_ = 0.5 * self.train_features_.square().sum(1, dtype=torch.float64).float()
+        if self.metric == "euclidean":
+            # Centred on the training mean: distances are unchanged by any shift, and centring keeps the norms (and
+            # the expanded form's rounding) at the scale of the distances. Any centre would do, so float32 is fine.
+            # The uncentred features stay in train_features_ for the exact float64 re-ranking of near-ties, as
+            # sklearn keeps its own copy of X.
+            self.center_ = self.train_features_.mean(0)
+            self.train_centred_ = self.train_features_ - self.center_
+            self.train_half_sq_norms_ = 0.5 * self.train_centred_.square().sum(1)
             self.train_half_sq_norms_max_ = float(self.train_half_sq_norms_.max())
         t = torch.from_numpy(targets).to(self.device_)
         self.train_targets_ = t if self.multilabel_ else torch.nn.functional.one_hot(t, len(self.classes_)).float()
@@ -97,28 +103,51 @@ class KNNProbe(ProbeBase):
 
         Euclidean: one float32 GEMM ranks ``q.c - |c|^2 / 2`` on features centred on the training mean (which
         keeps the expanded form's cancellation at the scale of the distances, not of the norms). A row whose
-        top ``k + 1`` holds two scores closer than the float32 error bound is recomputed exactly in float64
-        (sklearn's own formula and precision) so near-ties order as sklearn orders them; other rows need nothing.
+        top ``k + 1`` holds two scores closer than the float32 error bound is re-ranked in float64 from the
+        uncentred features (sklearn's precision), so near-ties are ordered by their true distance and exact ties
+        by training index; other rows need nothing.
         """
         if self.metric == "cosine":
             return (query @ self.train_features_.T).topk(k, dim=1)
         n = len(self.train_features_)
-        query = query - self.center_
-        score = torch.addmm(self.train_half_sq_norms_, query, self.train_features_.T, beta=-1.0)
+        centred = query - self.center_
+        score = torch.addmm(self.train_half_sq_norms_, centred, self.train_centred_.T, beta=-1.0)
         top = score.topk(min(k + 1, n), dim=1)
-        q_sq = query.square().sum(1, dtype=torch.float64).float()
+        q_sq = centred.square().sum(1)
         distances, index = (q_sq[:, None] - 2.0 * top.values).clamp_min(0.0), top.indices
         # float32 rounding of a score stays under ~4 eps |q| |c| here (measured at 20,000 x 768); 2e-6 (|q|^2 +
         # max |c|^2) is >= 8 times that. A row with a closer pair in its top k + 1 is re-ranked exactly: every
         # training row whose score could beat the last one (within 2 tolerances) gets a float64 distance.
         tolerance = 2e-6 * (q_sq + 2.0 * self.train_half_sq_norms_max_)
         close = (top.values[:, :-1] - top.values[:, 1:] <= tolerance[:, None]).any(1)
-        for row in torch.nonzero(close).flatten().tolist():
-            candidates = torch.nonzero(score[row] >= top.values[row, -1] - 2.0 * tolerance[row]).flatten()
-            exact = (query[row].double() - self.train_features_[candidates].double()).square().sum(1)
-            order = torch.sort(exact, stable=True).indices[: top.indices.shape[1]]  # ties: smaller index first
-            distances[row], index[row] = exact[order].float(), candidates[order]
+        rows = torch.nonzero(close).flatten()
+        if len(rows):
+            self._rerank_exactly(query, score, rows, top.values[rows, -1] - 2.0 * tolerance[rows], distances, index)
         return distances[:, :k], index[:, :k]
+
+    def _rerank_exactly(self, query, score, rows, bound, distances, index, pairs_per_chunk: int = 4096) -> None:
+        """Rewrite ``distances`` / ``index`` of ``rows`` from float64 distances between the uncentred features and
+        every training row scoring ``>= bound``, best first, exact ties to the smaller training index (a stable
+        sort). All rows at once, in chunks of (row, candidate) pairs so duplicates in the training set cannot blow
+        up memory."""
+        r, c = torch.nonzero(score[rows] >= bound[:, None], as_tuple=True)  # sorted by r, then by c
+        exact = torch.cat(
+            [
+                (
+                    query[rows[r[i : i + pairs_per_chunk]]].double()
+                    - self.train_features_[c[i : i + pairs_per_chunk]].double()
+                )
+                .square()
+                .sum(1)
+                for i in range(0, len(r), pairs_per_chunk)
+            ]
+        )
+        order = torch.sort(exact, stable=True).indices  # by distance, ties keep c ascending
+        order = order[torch.sort(r[order], stable=True).indices]  # grouped by row, distance order kept
+        counts = torch.bincount(r, minlength=len(rows))  # every row has >= its top k + 1 as candidates
+        width = index.shape[1]
+        take = order[(counts.cumsum(0) - counts)[:, None] + torch.arange(width, device=order.device)]
+        distances[rows], index[rows] = exact[take].float(), c[take]
 
     def _vote(self, score: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.weights == "temperature":

@@ -60,6 +60,29 @@ def test_medmnist_plus_knn_equals_sklearn_far_above_chance():
     assert 0.6 < (ours == yt).mean() < 0.99  # chance is 0.25; not trivially separable either
 
 
+def test_medmnist_plus_knn_breaks_exact_distance_ties_by_training_order():
+    """0/1 features make squared distances small integers, so many training rows are exactly equidistant from a
+    query and which of them fill the last of the 11 places decides the vote. We keep the smaller training index
+    (a stable sort of exact distances); sklearn's heap keeps an implementation-defined one, so sklearn is the
+    oracle only where the 11th and 12th distances differ."""
+    rng = np.random.default_rng(3)
+    X = rng.integers(0, 2, size=(400, 24)).astype(np.float32)
+    y = rng.integers(0, 3, 400)
+    Xt = rng.integers(0, 2, size=(300, 24)).astype(np.float32)
+    ours = KNNProbe.medmnist_plus(device="cpu").fit(X, y).predict(Xt)
+
+    distance = ((Xt[:, None].astype(np.float64) - X[None]) ** 2).sum(-1)
+    nearest = np.argsort(distance, axis=1, kind="stable")[:, :11]
+    oracle = np.array([np.bincount(y[row], minlength=3).argmax() for row in nearest])  # vote ties: smaller class
+    eleventh, twelfth = np.take_along_axis(distance, np.argsort(distance, 1, kind="stable")[:, 10:12], 1).T
+    tied = eleventh == twelfth
+    assert tied.mean() > 0.5  # the tie straddles the boundary for most queries
+    assert np.array_equal(ours, oracle)
+    theirs = KNeighborsClassifier(n_neighbors=11).fit(X, y).predict(Xt)
+    assert np.array_equal(ours[~tied], theirs[~tied])
+    assert (ours[tied] != theirs[tied]).any()  # the order matters here: the test would see a wrong tie rule
+
+
 def test_knn_many_k_in_one_pass_equals_separate_fits():
     draw = _classes()
     (X, y), (Xt, _) = draw(600), draw(100)
