@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -453,3 +456,32 @@ def test_ddp_with_two_gloo_processes_equals_one_process(vit_base, npz, tmp_path)
                 d = a.shape[0] // 3  # which Adam's m / sqrt(v) turns into real steps; compare the q and v slices
                 a, b = torch.cat([a[:d], a[2 * d :]]), torch.cat([b[:d], b[2 * d :]])
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=key)
+
+
+def test_torchrun_cli_adapt_equals_one_process(vit_base, npz, tmp_path):
+    """The README's command, ``torchrun --nproc-per-node N -m encoderzoo.cli adapt ...``, on 2 gloo processes ends
+    where one process does: same loss history, validation scores and LoRA weights; only rank 0 reports."""
+    args = ["adapt", "--encoder", vit_base, "--dataset", f"npz:{npz}", "--method", "lora", "--device", "cpu"]
+    args += ["--epochs", "2", "--batch-size", "8", "--lr", "0.01", "--lora-dropout", "0", "-f", "json"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread everywhere: the same summation order in every matmul
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port"]
+    runs = {
+        "ddp": [*torchrun, str(_free_port()), "-m", "encoderzoo.cli", *args, "--out", str(tmp_path / "ddp")],
+        "one": [sys.executable, "-m", "encoderzoo.cli", *args, "--out", str(tmp_path / "one")],
+    }
+    stdout = {}
+    for name, command in runs.items():
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        stdout[name] = done.stdout
+    assert stdout["ddp"].count('"history"') == 1  # one report, from rank 0
+    ddp, one = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("ddp", "one"))
+    assert len(one["training"]["history"]) == 2 and ddp["training"]["best_epoch"] == one["training"]["best_epoch"]
+    for a, b in zip(one["training"]["history"], ddp["training"]["history"], strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["val_accuracy"] == b["val_accuracy"] and a["val_auroc"] == pytest.approx(b["val_auroc"], abs=1e-6)
+    weights = [load_file(tmp_path / name / "adapter_model.safetensors") for name in ("ddp", "one")]
+    assert weights[0].keys() == weights[1].keys() and len(weights[0]) > 2
+    for key in weights[0]:
+        torch.testing.assert_close(weights[0][key], weights[1][key], atol=1e-5, rtol=1e-4, msg=key)
+    assert any(w.abs().max() > 0 for k, w in weights[1].items() if "lora_B" in k)  # peft starts B at 0: it trained
