@@ -9,7 +9,8 @@ by ``backend``:
   chosen by PyTorch for the device and dtype);
 - ``xformers``: ``xformers.ops.memory_efficient_attention`` (CUDA only, optional extra);
 - ``math``: explicit softmax(q k^T / sqrt(d)) v, the reference the others are tested against;
-- ``auto``: ``sdpa``. A committed GPU benchmark (benchmarks/) decides whether that changes.
+- ``auto``: ``sdpa``, measured faster than ``math`` on CPU (benchmarks/results/attention_cpu.json); no GPU
+  measurement yet, and a committed one decides whether that changes on CUDA.
 
 Every forward here calls its projection modules (``self.qkv(x)``, ``self.proj(x)`` ...), never their
 ``.weight`` through ``F.linear``: LoRA (peft) wraps those modules, and reading the weight directly would
