@@ -32,6 +32,7 @@ from encoderzoo.probes import (
     few_shot,
     near_duplicates,
 )
+from encoderzoo.probes._base import as_features
 from encoderzoo.probes.curation import farthest_point_sample
 from encoderzoo.probes.fewshot import sample_shots
 
@@ -327,6 +328,13 @@ def test_estimator_interface():
         KNNProbe().predict(X)
     with pytest.raises(ValueError, match="contains NaN"):
         KNNProbe(device="cpu").fit(np.full((3, 2), np.nan), [0, 1, 0])
+    beyond_float32 = np.array([[1e300, 0.0], [0.0, 1.0], [1.0, 1.0]])  # finite in float64, inf once cast
+    with pytest.raises(ValueError, match="infinity or a value too large"):
+        KNNProbe(device="cpu").fit(beyond_float32, [0, 1, 0])
+    with pytest.raises(ValueError, match="infinity or a value too large"):
+        KNNProbe(device="cpu").fit(X, y).predict(np.full((1, X.shape[1]), 1e300))
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        as_features(beyond_float32)
     with pytest.raises(ValueError, match="X has 10 samples but y has 3"):
         LinearProbe(C=1.0).fit(X[:10], y[:3])
     with pytest.raises(ValueError, match="features"):
