@@ -259,7 +259,9 @@ top-(k+1), and float64 re-ranking, from the uncentred features, only of rows who
 the 11th place, the probe keeps the smaller training index and sklearn's heap an implementation-defined one, so
 predictions can differ there (tested with 0/1 features); the real and synthetic rows above have no such ties.
 Validation scores differ by at most the figure above because both sides stop at `tol=1e-4`, short of the exact
-optimum (the probe's tests check the exact optimum against sklearn at `tol=1e-7` in float64). GPU: not measured.
+optimum (the probe's tests check the exact optimum against sklearn at `tol=1e-7` in float64). GPU: not measured;
+`python benchmarks/bench_probes.py --device cuda --out benchmarks/results/probes_cuda.json` runs the probes on the
+GPU against sklearn on the CPU (results come back to the host, so the timings include the synchronisation).
 
 ## `bench_neighborhood_attention.py`: window-gather neighborhood attention vs the masked full-attention oracle
 
