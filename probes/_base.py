@@ -63,14 +63,14 @@ class ProbeBase(ClassifierMixin, BaseEstimator):
         """
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
-        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)  # 2D, numeric, finite, one cast
+        X = validate_data(self, X, dtype=np.float32, order="C", ensure_min_samples=2)  # 2D, numeric, finite, one cast
         return X, self._encode_targets(as_labels(y, len(X)))
 
     def _validate_predict(self, X) -> np.ndarray:
         check_is_fitted(self)
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
-        return validate_data(self, X, dtype=np.float32, reset=False)
+        return validate_data(self, X, dtype=np.float32, order="C", reset=False)
 
     def _encode_targets(self, y: np.ndarray) -> np.ndarray:
         """Single-label -> class indices into ``classes_``; multi-label -> float32 matrix (NaN kept)."""

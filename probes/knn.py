@@ -16,6 +16,15 @@ import torch
 
 from ._base import ProbeBase, pick_device
 
+_CHUNK = 1 << 22  # elements per step of the exact re-ranking (a few tens of MiB)
+
+
+def _check_norms_finite(largest_half_sq_norm: float, name: str) -> None:
+    if not np.isfinite(largest_half_sq_norm):
+        raise ValueError(
+            f"{name} has features too large for float32 squared distances (|x|^2 overflows); rescale the features"
+        )
+
 
 class KNNProbe(ProbeBase):
     """Args:
@@ -62,7 +71,8 @@ class KNNProbe(ProbeBase):
         self._check_params()
         X, targets = self._validate_fit(X, y)
         self.device_ = pick_device(self.device)
-        self.train_features_ = self._prepare(torch.from_numpy(X).to(self.device_))
+        # A private copy (torch.tensor copies): the caller changing X after fit must not change the model.
+        self.train_features_ = self._prepare(torch.tensor(X, device=self.device_))
         if self.metric == "euclidean":
             # Centred on the training mean: distances are unchanged by any shift, and centring keeps the norms (and
             # the expanded form's rounding) at the scale of the distances. Any centre would do, so float32 is fine.
@@ -72,6 +82,7 @@ class KNNProbe(ProbeBase):
             self.train_centred_ = self.train_features_ - self.center_
             self.train_half_sq_norms_ = 0.5 * self.train_centred_.square().sum(1)
             self.train_half_sq_norms_max_ = float(self.train_half_sq_norms_.max())
+            _check_norms_finite(self.train_half_sq_norms_max_, "X")
         t = torch.from_numpy(targets).to(self.device_)
         self.train_targets_ = t if self.multilabel_ else torch.nn.functional.one_hot(t, len(self.classes_)).float()
         return self
@@ -114,40 +125,48 @@ class KNNProbe(ProbeBase):
         score = torch.addmm(self.train_half_sq_norms_, centred, self.train_centred_.T, beta=-1.0)
         top = score.topk(min(k + 1, n), dim=1)
         q_sq = centred.square().sum(1)
+        _check_norms_finite(float(q_sq.max()), "the query")
         distances, index = (q_sq[:, None] - 2.0 * top.values).clamp_min(0.0), top.indices
-        # float32 rounding of a score stays under ~4 eps |q| |c| here (measured at 20,000 x 768); 2e-6 (|q|^2 +
-        # max |c|^2) is >= 8 times that. A row with a closer pair in its top k + 1 is re-ranked exactly: every
-        # training row whose score could beat the last one (within 2 tolerances) gets a float64 distance.
-        tolerance = 2e-6 * (q_sq + 2.0 * self.train_half_sq_norms_max_)
+        # Rounding of a float32 score q.c - |c|^2/2 grows with |q|^2 + |c|^2: measured up to 1.4e-6 times that (two
+        # clusters apart in 64 of 4,096 dimensions), ~4 eps at 20,000 x 768. A gap between two scores is trusted
+        # when it exceeds 8e-6 (|q|^2 + |c|^2) >= 2 x 2.9 x the worst measured. Only rows that can truly be among
+        # the k + 1 nearest matter, and they have |c|^2 <= (|q| + d_k+1)^2 <= 2 (|q|^2 + d_k+1^2): that, not the
+        # largest |c|^2 of the training set, bounds |c|^2 (one outlier would otherwise flag every query).
+        reach = torch.clamp(2.5 * (q_sq + distances[:, -1]), max=2.0 * self.train_half_sq_norms_max_)
+        tolerance = 8e-6 * (q_sq + reach)
         close = (top.values[:, :-1] - top.values[:, 1:] <= tolerance[:, None]).any(1)
         rows = torch.nonzero(close).flatten()
-        if len(rows):
+        if len(rows):  # every training row whose score could beat the (k+1)-th gets a float64 distance
             self._rerank_exactly(query, score, rows, top.values[rows, -1] - 2.0 * tolerance[rows], distances, index)
         return distances[:, :k], index[:, :k]
 
-    def _rerank_exactly(self, query, score, rows, bound, distances, index, pairs_per_chunk: int = 4096) -> None:
+    def _rerank_exactly(self, query, score, rows, bound, distances, index) -> None:
         """Rewrite ``distances`` / ``index`` of ``rows`` from float64 distances between the uncentred features and
         every training row scoring ``>= bound``, best first, exact ties to the smaller training index (a stable
-        sort). All rows at once, in chunks of (row, candidate) pairs so duplicates in the training set cannot blow
-        up memory."""
-        r, c = torch.nonzero(score[rows] >= bound[:, None], as_tuple=True)  # sorted by r, then by c
-        exact = torch.cat(
-            [
-                (
-                    query[rows[r[i : i + pairs_per_chunk]]].double()
-                    - self.train_features_[c[i : i + pairs_per_chunk]].double()
-                )
-                .square()
-                .sum(1)
-                for i in range(0, len(r), pairs_per_chunk)
-            ]
-        )
-        order = torch.sort(exact, stable=True).indices  # by distance, ties keep c ascending
-        order = order[torch.sort(r[order], stable=True).indices]  # grouped by row, distance order kept
-        counts = torch.bincount(r, minlength=len(rows))  # every row has >= its top k + 1 as candidates
+        sort). Rows go in groups and (row, candidate) pairs in chunks, so memory stays within ``_CHUNK`` elements
+        per step however many candidates a row has (duplicates, concentrated distances)."""
+        n, d = self.train_features_.shape
         width = index.shape[1]
-        take = order[(counts.cumsum(0) - counts)[:, None] + torch.arange(width, device=order.device)]
-        distances[rows], index[rows] = exact[take].float(), c[take]
+        rows_per_step, pairs_per_step = max(1, _CHUNK // n), max(1, _CHUNK // d)
+        for lo in range(0, len(rows), rows_per_step):
+            group = rows[lo : lo + rows_per_step]
+            r, c = torch.nonzero(score[group] >= bound[lo : lo + rows_per_step, None], as_tuple=True)  # by r, then c
+            exact = torch.cat(
+                [
+                    (
+                        query[group[r[i : i + pairs_per_step]]].double()
+                        - self.train_features_[c[i : i + pairs_per_step]].double()
+                    )
+                    .square()
+                    .sum(1)
+                    for i in range(0, len(r), pairs_per_step)
+                ]
+            )
+            order = torch.sort(exact, stable=True).indices  # by distance, ties keep c ascending
+            order = order[torch.sort(r[order], stable=True).indices]  # grouped by row, distance order kept
+            counts = torch.bincount(r, minlength=len(group))  # every row has >= its top k + 1 as candidates
+            take = order[(counts.cumsum(0) - counts)[:, None] + torch.arange(width, device=order.device)]
+            distances[group], index[group] = exact[take].float(), c[take]
 
     def _vote(self, score: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.weights == "temperature":

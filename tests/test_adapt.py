@@ -408,11 +408,21 @@ def _train_full(base: str, data: str, out: Path) -> None:
     """Fine-tune every weight; save the final weights and the last step's (unclipped) gradients."""
     torch.manual_seed(0)
     model = AdaptedEncoder(encoderzoo.load(base), "full", {}, 3)
+    rows_trained = []  # images per training forward on this rank: each rank must see only its share
+    classify = model.classify
+
+    def counting_classify(pixels):
+        if model.training:
+            rows_trained.append(len(pixels))
+        return classify(pixels)
+
+    model.classify = counting_classify
     record = training.fit(model, open_dataset(f"npz:{data}"), DDP_CONFIG, out / "ckpt", progress=False)
     grads = {f"grad.{n}": p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
     weights = {n: p.detach().clone() for n, p in model.named_parameters()}
     out.mkdir(parents=True, exist_ok=True)
-    torch.save({"grads": grads, "weights": weights, "history": record["history"]}, out / f"rank{_rank()}.pt")
+    saved = {"grads": grads, "weights": weights, "history": record["history"], "rows_trained": rows_trained}
+    torch.save(saved, out / f"rank{_rank()}.pt")
 
 
 def _rank() -> int:
@@ -442,8 +452,10 @@ def test_ddp_with_two_gloo_processes_equals_one_process(vit_base, npz, tmp_path)
     finally:
         torch.set_num_threads(threads)
     one = torch.load(tmp_path / "one" / "rank0.pt", weights_only=True)
-    for rank in range(2):
-        ddp = torch.load(tmp_path / "ddp" / f"rank{rank}.pt", weights_only=True)
+    ranks = [torch.load(tmp_path / "ddp" / f"rank{rank}.pt", weights_only=True) for rank in range(2)]
+    assert sum(one["rows_trained"]) == 2 * 24  # 24 training images, 2 epochs
+    assert [sum(r["rows_trained"]) for r in ranks] == [24, 24]  # each rank trains on its half, not on everything
+    for ddp in ranks:
         for a, b in zip(one["history"], ddp["history"], strict=True):
             assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
             assert a["val_accuracy"] == b["val_accuracy"] and a["val_auroc"] == pytest.approx(b["val_auroc"])

@@ -81,7 +81,63 @@ def test_medmnist_plus_knn_breaks_exact_distance_ties_by_training_order():
     assert np.array_equal(ours, oracle)
     theirs = KNeighborsClassifier(n_neighbors=11).fit(X, y).predict(Xt)
     assert np.array_equal(ours[~tied], theirs[~tied])
-    assert (ours[tied] != theirs[tied]).any()  # the order matters here: the test would see a wrong tie rule
+    reversed_ties = np.argsort(distance[:, ::-1], axis=1, kind="stable")[:, :11]  # ties to the larger index
+    other_rule = np.array([np.bincount(y[::-1][row], minlength=3).argmax() for row in reversed_ties])
+    assert (other_rule != oracle).mean() > 0.05  # the tie rule decides many votes: a wrong rule would be seen
+
+
+def test_medmnist_plus_knn_orders_near_ties_float32_cannot_resolve():
+    """Unit-length training rows and queries within 1e-6 of the origin: every squared distance is 1 + O(1e-6),
+    and the differences that decide the order are below float32's resolution there. sklearn (float64) orders
+    them; the exact re-ranking must too."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 64))
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    y = rng.integers(0, 3, 500)
+    Xt = (rng.normal(size=(200, 64)) * 1e-6).astype(np.float32)
+    ours = KNNProbe.medmnist_plus(device="cpu").fit(X, y).predict(Xt)
+    theirs = KNeighborsClassifier(n_neighbors=11).fit(X, y).predict(Xt)
+    assert np.array_equal(ours, theirs)
+    in_float32 = ((Xt[:, None] - X[None]) ** 2).sum(-1)  # float32 throughout
+    float32_votes = np.array([np.bincount(y[row], minlength=3).argmax() for row in np.argsort(in_float32, 1)[:, :11]])
+    assert (float32_votes != theirs).sum() >= 5  # float32 alone gets some of these votes wrong
+
+
+def test_medmnist_plus_knn_outlier_does_not_send_every_query_to_exact_reranking(monkeypatch):
+    """One training row 300x farther out must not widen the near-tie tolerance of every query (it bounded the
+    rounding by the largest training norm): the rows that can be near a query bound it instead, and results
+    hold."""
+    draw = _classes(d=64, noise=5.0)
+    (X, y), (Xt, _) = draw(2000), draw(400)
+    original = KNNProbe._rerank_exactly
+    reranked = {"plain": [], "outlier": []}
+    for case in reranked:
+        if case == "outlier":
+            X[0] *= 300
+
+        def spy(self, query, score, rows, *rest, case=case):
+            reranked[case].append(len(rows))
+            return original(self, query, score, rows, *rest)
+
+        monkeypatch.setattr(KNNProbe, "_rerank_exactly", spy)
+        ours = KNNProbe.medmnist_plus(device="cpu").fit(X, y).predict(Xt)
+        assert np.array_equal(ours, KNeighborsClassifier(n_neighbors=11).fit(X, y).predict(Xt))
+    plain, outlier = sum(reranked["plain"]), sum(reranked["outlier"])
+    assert 0 < plain <= outlier < 0.25 * len(Xt)  # the old bound re-ranked all 400 with the outlier
+
+
+def test_knn_probe_is_independent_of_the_callers_arrays():
+    """The model keeps its own copy: changing X after fit changes nothing; strided views are accepted."""
+    rng = np.random.default_rng(3)
+    X, y, Xt = rng.integers(0, 2, (400, 24)).astype(np.float32), rng.integers(0, 3, 400), rng.integers(0, 2, (300, 24))
+    Xt = Xt.astype(np.float32)  # 0/1 features: ties everywhere, so most queries take the exact re-ranking path
+    probe = KNNProbe.medmnist_plus(device="cpu").fit(X, y)
+    before = probe.predict(Xt)
+    X[:] = rng.integers(0, 2, X.shape)
+    assert np.array_equal(probe.predict(Xt), before)
+    (X, y), (Xt, _) = _classes(noise=5.0)(300), _classes(noise=5.0)(100)  # no ties: training order is moot
+    reversed_rows = KNNProbe.medmnist_plus(device="cpu").fit(X[::-1], y[::-1]).predict(Xt[::-1])
+    assert np.array_equal(reversed_rows[::-1], KNNProbe.medmnist_plus(device="cpu").fit(X, y).predict(Xt))
 
 
 def test_knn_many_k_in_one_pass_equals_separate_fits():
@@ -335,6 +391,8 @@ def test_estimator_interface():
         KNNProbe(device="cpu").fit(X, y).predict(np.full((1, X.shape[1]), 1e300))
     with pytest.raises(ValueError, match="beyond float32's range"):
         as_features(beyond_float32)
+    with pytest.raises(ValueError, match="too large for float32 squared distances"):  # |x|^2 overflows float32
+        KNNProbe.medmnist_plus(device="cpu").fit(X * 1e19, y)
     with pytest.raises(ValueError, match="X has 10 samples but y has 3"):
         LinearProbe(C=1.0).fit(X[:10], y[:3])
     with pytest.raises(ValueError, match="features"):
