@@ -103,21 +103,23 @@ class KNNProbe(ProbeBase):
         out: dict[int, list[np.ndarray]] = {k: [] for k in ks}
         for lo in range(0, len(X), self.batch_size):
             query = self._prepare(torch.from_numpy(X[lo : lo + self.batch_size]).to(self.device_))
-            score, index = self._neighbours(query, k_max)
+            score, index = self._neighbours(query, ks)
             neighbour_targets = self.train_targets_[index]  # (B, k_max, C)
             for k in ks:
                 out[k].append(self._vote(score[:, :k], neighbour_targets[:, :k]).cpu().numpy())
         return {k: np.concatenate(v) for k, v in out.items()}
 
-    def _neighbours(self, query: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-k by similarity (cosine) or by smallest squared distance (euclidean), best first.
+    def _neighbours(self, query: torch.Tensor, ks: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``max(ks)`` nearest: top similarities (cosine) or smallest squared distances (euclidean), best first.
 
         Euclidean: one float32 GEMM ranks ``q.c - |c|^2 / 2`` on features centred on the training mean (which
-        keeps the expanded form's cancellation at the scale of the distances, not of the norms). A row whose
-        top ``k + 1`` holds two scores closer than the float32 error bound is re-ranked in float64 from the
-        uncentred features (sklearn's precision), so near-ties are ordered by their true distance and exact ties
-        by training index; other rows need nothing.
+        keeps the expanded form's cancellation at the scale of the distances, not of the norms). The votes depend
+        only on which rows make each requested top k, so only the gap between the k-th and the (k+1)-th score
+        matters: a row where that gap is within the float32 error bound is re-ranked in float64 from the uncentred
+        features (sklearn's precision), near-ties by true distance and exact ties by training index; other rows
+        need nothing (their order inside a top k may follow float32 rounding, which no vote sees).
         """
+        k = max(ks)
         if self.metric == "cosine":
             return (query @ self.train_features_.T).topk(k, dim=1)
         n = len(self.train_features_)
@@ -134,7 +136,9 @@ class KNNProbe(ProbeBase):
         # largest |c|^2 of the training set, bounds |c|^2 (one outlier would otherwise flag every query).
         reach = torch.clamp(2.5 * (q_sq + distances[:, -1]), max=2.0 * self.train_half_sq_norms_max_)
         tolerance = 8e-6 * (q_sq + reach)
-        close = (top.values[:, :-1] - top.values[:, 1:] <= tolerance[:, None]).any(1)
+        boundaries = [b for b in sorted(set(ks)) if b < top.values.shape[1]]  # k = n has no (k+1)-th to compete
+        gaps = top.values[:, [b - 1 for b in boundaries]] - top.values[:, boundaries]
+        close = (gaps <= tolerance[:, None]).any(1)
         rows = torch.nonzero(close).flatten()
         if len(rows):  # every training row whose score could beat the (k+1)-th gets a float64 distance
             self._rerank_exactly(query, score, rows, top.values[rows, -1] - 2.0 * tolerance[rows], distances, index)

@@ -87,14 +87,14 @@ def test_medmnist_plus_knn_breaks_exact_distance_ties_by_training_order():
 
 
 def test_medmnist_plus_knn_orders_near_ties_float32_cannot_resolve():
-    """Unit-length training rows and queries within 1e-6 of the origin: every squared distance is 1 + O(1e-6),
+    """Unit-length training rows and queries within 1e-7 of the origin: every squared distance is 1 + O(1e-8),
     and the differences that decide the order are below float32's resolution there. sklearn (float64) orders
     them; the exact re-ranking must too."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(500, 64))
     X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
     y = rng.integers(0, 3, 500)
-    Xt = (rng.normal(size=(200, 64)) * 1e-6).astype(np.float32)
+    Xt = (rng.normal(size=(200, 64)) * 1e-8).astype(np.float32)
     ours = KNNProbe.medmnist_plus(device="cpu").fit(X, y).predict(Xt)
     theirs = KNeighborsClassifier(n_neighbors=11).fit(X, y).predict(Xt)
     assert np.array_equal(ours, theirs)
