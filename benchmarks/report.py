@@ -254,8 +254,8 @@ earlier runs, both sides slow down by several times and unevenly).
 What the probes do differently: the linear probe solves the C path in increasing C, each fit warm-started from
 the previous solution and stopped by sklearn's own rule (largest gradient entry <= `tol`), with a hand-written
 loss and gradient (no autograd). The kNN probe runs one float32 GEMM on features centred on the training mean, a
-top-(k+1), and float64 re-ranking, from the uncentred features, only of rows whose top-(k+1) holds a near-tie
-(sklearn upcasts every float32 block to float64). Where training rows exactly equidistant from a query straddle
+top-(k+1), and float64 re-ranking, from the uncentred features, only of queries whose k-th and (k+1)-th scores
+are within the float32 error bound (sklearn upcasts every float32 block to float64). Where training rows exactly equidistant from a query straddle
 the 11th place, the probe keeps the smaller training index and sklearn's heap an implementation-defined one, so
 predictions can differ there (tested with 0/1 features); the real and synthetic rows above have no such ties.
 Validation scores differ by at most the figure above because both sides stop at `tol=1e-4`, short of the exact
