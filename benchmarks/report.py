@@ -43,6 +43,14 @@ def _attention_pairs(attention: dict) -> list[tuple[int, dict, dict]]:
     return [(size, rows[size, "sdpa"], rows[size, "math"]) for size in sorted({size for size, _ in rows})]
 
 
+def _knn_summary(probes: list[dict], key: str) -> str:
+    """Speedup span of one kNN variant over every benchmarked size, and whether predictions were identical."""
+    same = min(r[key]["same_predictions"] for r in probes) == 1
+    return f"{_span([r[key]['speedup'] for r in probes], 2)}, " + (
+        "identical predictions" if same else "predictions differ"
+    )
+
+
 def summary() -> str:
     embed = _load("embed_cpu.json")["results"]
     tp, tp2 = _load("engine_throughput_cpu.json"), _load("engine_throughput_cpu_workers2.json")
@@ -69,24 +77,11 @@ def summary() -> str:
             f"{_span([r['linear']['speedup'] for r in probes], 1)}, validation scores within "
             f"{max(r['linear']['val_score_max_abs_diff'] for r in probes):.3f}",
         ),
+        (f"MedMNIST+ kNN vs sklearn KNeighborsClassifier, {len(probes)} sizes", _knn_summary(probes, "knn")),
         (
-            f"MedMNIST+ kNN vs sklearn KNeighborsClassifier, {len(probes)} sizes",
-            f"{_span([r['knn']['speedup'] for r in probes], 2)}, "
-            + (
-                "identical predictions"
-                if min(r["knn"]["same_predictions"] for r in probes) == 1
-                else "predictions differ"
-            ),
-        ),
-        (
-            f"DINOv2-style kNN (cosine, k=20, exp(sim/0.07) vote) vs sklearn KNeighborsClassifier with the same metric "
+            "DINOv2-style kNN (cosine, k=20, exp(sim/0.07) vote) vs sklearn KNeighborsClassifier with the same metric "
             f"and weights, {len(probes)} sizes",
-            f"{_span([r['knn_cosine']['speedup'] for r in probes], 2)}, "
-            + (
-                "identical predictions"
-                if min(r["knn_cosine"]["same_predictions"] for r in probes) == 1
-                else "predictions differ"
-            ),
+            _knn_summary(probes, "knn_cosine"),
         ),
         (
             'SDPA vs explicit math attention (`attention="auto"`), dinov2-base, 224 and 518 px',
