@@ -8,6 +8,7 @@ import timm
 import torch
 from safetensors.torch import save_file
 
+import encoderzoo
 from encoderzoo import EncoderSpec
 
 
@@ -25,6 +26,33 @@ def randomize_(module: torch.nn.Module) -> torch.nn.Module:
             else:
                 tensor.normal_(0.0, 0.2)
     return module.eval()
+
+
+def tiny_encoder(name: str) -> encoderzoo.Encoder:
+    """The tiny random variant of registry entry ``name`` with every weight non-trivial (timm's init leaves
+    LayerScale at 1e-5, which would hide what an adapter does)."""
+    encoder = encoderzoo.load(encoderzoo.get_spec(name).tiny_variant(), pretrained=False)
+    randomize_(encoder.trunk)
+    if encoder.proj is not None:
+        randomize_(encoder.proj)
+    return encoder.eval()
+
+
+def pixels(encoder: encoderzoo.Encoder, n: int = 2) -> torch.Tensor:
+    """``n`` seeded random images at the encoder's input size."""
+    size = encoder.spec.input_size
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(1))
+
+
+def biomedclip_vision_cfg(spec: EncoderSpec) -> dict:
+    """open_clip's ``vision_cfg`` for a timm tower as BiomedCLIP's open_clip_config.json sets it."""
+    return dict(
+        timm_model_name=spec.architecture,
+        timm_model_pretrained=False,
+        timm_pool="",
+        timm_proj="linear",
+        image_size=spec.input_size,
+    )
 
 
 def timm_reference(spec: EncoderSpec, folder: Path) -> tuple[torch.nn.Module, Path]:
@@ -92,13 +120,7 @@ def open_clip_reference(spec: EncoderSpec, folder: Path):
     """open_clip CLIP with a timm vision tower, configured like BiomedCLIP's open_clip_config.json."""
     from open_clip.model import CLIP
 
-    vision_cfg = dict(
-        timm_model_name=spec.architecture,
-        timm_model_pretrained=False,
-        timm_pool="",
-        timm_proj="linear",
-        image_size=spec.input_size,
-    )
+    vision_cfg = biomedclip_vision_cfg(spec)
     text_cfg = dict(context_length=16, vocab_size=128, width=32, heads=2, layers=1)
     model = randomize_(CLIP(embed_dim=spec.proj_dim, vision_cfg=vision_cfg, text_cfg=text_cfg))
     path = folder / "open_clip_pytorch_model.bin"

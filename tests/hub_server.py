@@ -32,8 +32,18 @@ import yaml
 LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".npz")
 LFS_MIN_SIZE = 10 * 1024 * 1024
 KNOWN_LICENSES = {
-    "apache-2.0", "mit", "bsd-3-clause", "cc-by-4.0", "cc-by-nc-4.0", "cc-by-sa-4.0", "gpl-3.0", "llama3", "gemma",
-    "openrail", "other", "unknown",
+    "apache-2.0",
+    "mit",
+    "bsd-3-clause",
+    "cc-by-4.0",
+    "cc-by-nc-4.0",
+    "cc-by-sa-4.0",
+    "gpl-3.0",
+    "llama3",
+    "gemma",
+    "openrail",
+    "other",
+    "unknown",
 }  # a subset of the Hub's licence ids: enough to reject a made-up one
 REPO_ID = r"(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)"
 
@@ -349,8 +359,9 @@ class _Handler(BaseHTTPRequestHandler):
             oid = None
             if existing is not None and existing.lfs == lfs:
                 oid = existing.sha256 if lfs else git_blob_sha1(existing.content)
-            files.append({"path": item["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
-                          "oid": oid})
+            files.append(
+                {"path": item["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid}
+            )
         raise _Reply(200, {"files": files})
 
     def _lfs_batch(self, repo: Repo, payload: dict) -> None:
@@ -389,8 +400,9 @@ class _Handler(BaseHTTPRequestHandler):
                 files[value["path"]] = StoredFile(content, lfs=True)
             elif key == "deletedFile":
                 if value["path"] not in files:
-                    raise _Reply(404, {"error": "A file with this name doesn't exist"},
-                                 {"X-Error-Code": "EntryNotFound"})
+                    raise _Reply(
+                        404, {"error": "A file with this name doesn't exist"}, {"X-Error-Code": "EntryNotFound"}
+                    )
                 del files[value["path"]]
             elif key == "deletedFolder":
                 files = {p: f for p, f in files.items() if not p.startswith(value["path"].rstrip("/") + "/")}
@@ -402,8 +414,11 @@ class _Handler(BaseHTTPRequestHandler):
         repo.branches[revision] = commit.oid
         raise _Reply(
             200,
-            {"commitUrl": f"{self._base()}/{repo.repo_id}/commit/{commit.oid}", "commitOid": commit.oid,
-             "pullRequestUrl": None},
+            {
+                "commitUrl": f"{self._base()}/{repo.repo_id}/commit/{commit.oid}",
+                "commitOid": commit.oid,
+                "pullRequestUrl": None,
+            },
         )
 
 
@@ -417,14 +432,19 @@ def _tree(commit: Commit, prefix: str, recursive: bool) -> list[dict]:
         for depth in range(1, len(parts)):
             folder = "/".join(([prefix] if prefix else []) + parts[:depth])
             if recursive or depth == 1:
-                entries.setdefault(folder, {"type": "directory", "oid": hashlib.sha1(folder.encode()).hexdigest(),
-                                            "size": 0, "path": folder})
+                entries.setdefault(
+                    folder,
+                    {"type": "directory", "oid": hashlib.sha1(folder.encode()).hexdigest(), "size": 0, "path": folder},
+                )
         if not recursive and len(parts) > 1:
             continue
         item = {"type": "file", "oid": stored.blob_id, "size": len(stored.content), "path": path}
         if stored.lfs:
-            item["lfs"] = {"oid": stored.sha256, "size": len(stored.content),
-                           "pointerSize": len(lfs_pointer(stored.sha256, len(stored.content)))}
+            item["lfs"] = {
+                "oid": stored.sha256,
+                "size": len(stored.content),
+                "pointerSize": len(lfs_pointer(stored.sha256, len(stored.content))),
+            }
         entries[path] = item
     return list(entries.values())
 

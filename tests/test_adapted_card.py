@@ -67,8 +67,12 @@ def make_adapted_folder(
         "format_version": 1,
         "kind": "adapted",
         "encoderzoo_version": "0.1.0",
-        "base": {"name": base, "spec": spec_dict, "revision": revision or spec.source.revision,
-                 "weights_fingerprint": fingerprint},
+        "base": {
+            "name": base,
+            "spec": spec_dict,
+            "revision": revision or spec.source.revision,
+            "weights_fingerprint": fingerprint,
+        },
         "method": method,
         "method_config": method_config,
         "task": task,
@@ -87,12 +91,21 @@ def make_adapted_folder(
         "dataset": dataset,
         "task": task,
         "splits": {"train": 200, "val": 100, "test": 200},
-        "protocol": {"method": method, "method_config": method_config,
-                     "selection": "early stopping on val auroc; best epoch restored; test scored once"},
+        "protocol": {
+            "method": method,
+            "method_config": method_config,
+            "selection": "early stopping on val auroc; best epoch restored; test scored once",
+        },
         "seeds": [0],
         "probes": {"adapted": {m: {"mean": v, "std": 0.0, "values": [v]} for m, v in TEST_METRICS.items()}},
-        "training": {"epochs_run": 3, "best_epoch": 2, "history": [], "seconds_per_epoch": 1.5,
-                     "trainable_params": trainable, "total_params": trainable + 1000},
+        "training": {
+            "epochs_run": 3,
+            "best_epoch": 2,
+            "history": [],
+            "seconds_per_epoch": 1.5,
+            "trainable_params": trainable,
+            "total_params": trainable + 1000,
+        },
     }
     (folder / "results.json").write_text(json.dumps(results, indent=2))
     return folder
@@ -124,8 +137,10 @@ def test_card_metadata_parses_back_through_modelcard(tmp_path):
     got = {(r.metric_type, r.dataset_split): r.metric_value for r in reparsed.eval_results}
     hub_ids = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "auroc": "roc_auc"}
     assert got == {(hub_ids[m], "test"): v["mean"] for m, v in results["probes"]["adapted"].items()}
-    assert all(r.task_type == "image-classification" and r.dataset_type == "sample:pneumoniamnist"
-               for r in reparsed.eval_results)
+    assert all(
+        r.task_type == "image-classification" and r.dataset_type == "sample:pneumoniamnist"
+        for r in reparsed.eval_results
+    )
     # the round trip keeps every field: the reparsed card renders the same header
     assert ModelCard(text).data.to_dict() == reparsed.to_dict() == ModelCard(str(ModelCard(text))).data.to_dict()
     assert 'encoderzoo.load("hf-hub:org/lora-test")' in text
@@ -161,10 +176,18 @@ def test_card_for_a_pypi_base_names_the_package_and_no_hub_base_model(tmp_path):
 @pytest.mark.parametrize(
     ("base", "name", "link", "phrase"),
     [
-        ("dinov3-small", "dinov3-license", "https://ai.meta.com/resources/models-and-libraries/dinov3-license/",
-         "derivative work of the DINOv3 Materials"),
-        ("medsiglip-448", "health-ai-developer-foundations",
-         "https://developers.google.com/health-ai-developer-foundations/terms", "Prohibited Use Policy"),
+        (
+            "dinov3-small",
+            "dinov3-license",
+            "https://ai.meta.com/resources/models-and-libraries/dinov3-license/",
+            "derivative work of the DINOv3 Materials",
+        ),
+        (
+            "medsiglip-448",
+            "health-ai-developer-foundations",
+            "https://developers.google.com/health-ai-developer-foundations/terms",
+            "Prohibited Use Policy",
+        ),
     ],
 )
 def test_restricted_base_licence_is_other_with_name_link_and_conditions(tmp_path, base, name, link, phrase):
@@ -184,8 +207,12 @@ def test_restricted_base_licence_is_other_with_name_link_and_conditions(tmp_path
 def test_card_never_shows_local_paths(tmp_path):
     from encoderzoo.adapted_card import adapted_card
 
-    folder = make_adapted_folder(tmp_path, base="dinov2-small", method="head",
-                                 dataset="npz:/home/alice/secret-study/scans.npz?accept_unofficial=1")
+    folder = make_adapted_folder(
+        tmp_path,
+        base="dinov2-small",
+        method="head",
+        dataset="npz:/home/alice/secret-study/scans.npz?accept_unofficial=1",
+    )
     text = str(adapted_card(folder))
     assert "/home/alice" not in text and "secret-study" not in text
     assert "npz:scans.npz" in text

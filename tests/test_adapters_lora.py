@@ -20,32 +20,12 @@ from encoderzoo.adapters.lora import (
     unload_lora,
 )
 from encoderzoo.errors import EncoderZooError, UnsupportedAdapterError
-from tests.helpers import randomize_
+from tests.helpers import pixels, tiny_encoder
 
 NAMES = encoderzoo.list_encoders()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared, loaded CPU two spinning threads make these small models ~15x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def tiny_encoder(name: str) -> encoderzoo.Encoder:
-    """Tiny random encoder with every weight non-trivial (timm's init leaves LayerScale at 1e-5)."""
-    encoder = encoderzoo.load(encoderzoo.get_spec(name).tiny_variant(), pretrained=False)
-    randomize_(encoder.trunk)
-    if encoder.proj is not None:
-        randomize_(encoder.proj)
-    return encoder.eval()
-
-
-def pixels(encoder: encoderzoo.Encoder, n: int = 2) -> torch.Tensor:
-    size = encoder.spec.input_size
-    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(1))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def plain_embed(trunk: torch.nn.Module, proj: torch.nn.Module | None, x: torch.Tensor) -> torch.Tensor:

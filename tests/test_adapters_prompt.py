@@ -17,7 +17,7 @@ import encoderzoo
 from encoderzoo.adapters.prompt import PromptedTrunk, PromptSettings, add_prompts, remove_prompts, supported_methods
 from encoderzoo.encoder import _TIMM_POOL
 from encoderzoo.errors import EncoderZooError, UnsupportedAdapterError
-from tests.helpers import randomize_
+from tests.helpers import pixels, tiny_encoder
 
 NAMES = encoderzoo.list_encoders()
 PROMPTABLE = [n for n in NAMES if encoderzoo.get_spec(n).prompt_insertion is not None]
@@ -25,26 +25,7 @@ UNSUPPORTED = [n for n in NAMES if encoderzoo.get_spec(n).prompt_insertion is No
 P = 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared, loaded CPU two spinning threads make these small models ~15x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def tiny_encoder(name: str) -> encoderzoo.Encoder:
-    encoder = encoderzoo.load(encoderzoo.get_spec(name).tiny_variant(), pretrained=False)
-    randomize_(encoder.trunk)  # LayerScale 1e-5 at init would hide what the prompts do
-    if encoder.proj is not None:
-        randomize_(encoder.proj)
-    return encoder.eval()
-
-
-def pixels(encoder: encoderzoo.Encoder, n: int = 2) -> torch.Tensor:
-    size = encoder.spec.input_size
-    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(1))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def prompted(name: str, deep: bool) -> tuple[encoderzoo.Encoder, torch.nn.Module]:

@@ -55,8 +55,11 @@ def hub(monkeypatch, tmp_path):
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _lora_folder(tmp_path: Path) -> Path:
@@ -337,10 +340,14 @@ def test_medsiglip_base_is_refused_public_and_pushed_private_with_notice(hub, tm
     assert hub.state.requests == []
     push(folder, "org/msl", private=True)
     arrived = hub.state.files("org/msl")
-    assert arrived["NOTICE"].decode() == (
-        "HAI-DEF is provided under and subject to the Health AI Developer Foundations Terms of Use found at "
-        "https://developers.google.com/health-ai-developer-foundations/terms\n"
-    ) == HAI_DEF_NOTICE
+    assert (
+        arrived["NOTICE"].decode()
+        == (
+            "HAI-DEF is provided under and subject to the Health AI Developer Foundations Terms of Use found at "
+            "https://developers.google.com/health-ai-developer-foundations/terms\n"
+        )
+        == HAI_DEF_NOTICE
+    )
     assert hub.state.repos["org/msl"].private
 
 
@@ -413,8 +420,9 @@ def _efficientnet_folder(tmp_path: Path) -> Path:
 
     base = load(get_spec("efficientnet-lite0").tiny_variant())
     head = torch.nn.Linear(base.spec.output_dim, 1)
-    return make_adapted_folder(tmp_path, base="efficientnet-lite0", method="head",
-                               fingerprint=weights_fingerprint(base), head=head)
+    return make_adapted_folder(
+        tmp_path, base="efficientnet-lite0", method="head", fingerprint=weights_fingerprint(base), head=head
+    )
 
 
 @pytest.mark.slow
@@ -435,8 +443,10 @@ def test_round_trip_push_then_load_gives_identical_embeddings(hub, tmp_path):
     shutil.rmtree(folder)  # the Hub copy stands alone
     again = encoderzoo.load("hf-hub:org/lite0-head")
     head = torch.nn.Linear(local.spec.output_dim, 1)
-    assert all(torch.equal(a, b) for a, b in zip(again.head.state_dict().values(), remote.head.state_dict().values(),
-                                                strict=True))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(again.head.state_dict().values(), remote.head.state_dict().values(), strict=True)
+    )
     assert not torch.equal(head.weight, again.head.weight)  # a fresh head differs: the comparison can fail
 
 
@@ -457,8 +467,16 @@ def test_cli_pushes_the_output_of_encoderzoo_adapt_and_it_loads_back(hub, tmp_pa
     register(dataclasses.replace(get_spec("efficientnet-lite0"), name="efficientnet-lite0-64px", input_size=64))
     try:
         out = tmp_path / "adapted"
-        adapters.adapt("efficientnet-lite0-64px", "sample:pneumoniamnist", "head", out, device="cpu", max_train=40,
-                       config=adapters.TrainConfig(epochs=1, patience=1), progress=False)
+        adapters.adapt(
+            "efficientnet-lite0-64px",
+            "sample:pneumoniamnist",
+            "head",
+            out,
+            device="cpu",
+            max_train=40,
+            config=adapters.TrainConfig(epochs=1, patience=1),
+            progress=False,
+        )
         assert (out / "checkpoints").is_dir()
         pushed = CliRunner().invoke(app, ["push", str(out), "--repo", "org/lite0-pneumonia"])
         assert pushed.exit_code == 0, pushed.output

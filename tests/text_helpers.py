@@ -23,7 +23,7 @@ import torch
 
 from encoderzoo import EncoderSpec, get_spec
 
-from .helpers import randomize_
+from .helpers import biomedclip_vision_cfg, randomize_
 
 CORPUS = [
     "a chest x-ray showing pneumonia.",
@@ -100,13 +100,7 @@ def biomedclip_reference(spec: EncoderSpec, folder: Path):
         max_position_embeddings=text.max_positions,
         pad_token_id=0,
     ).save_pretrained(bert_dir)
-    vision_cfg = dict(
-        timm_model_name=spec.architecture,
-        timm_model_pretrained=False,
-        timm_pool="",
-        timm_proj="linear",
-        image_size=spec.input_size,
-    )
+    vision_cfg = biomedclip_vision_cfg(spec)
     text_cfg = dict(
         hf_model_name=str(bert_dir),
         hf_tokenizer_name=str(bert_dir),
