@@ -31,6 +31,7 @@ from ..errors import EncoderZooError
 from ..text.api import text_tower
 from .ace_hgnn import AceHgnn, AceSettings, ace_inputs
 from .losses import label_guided_info_nce
+from .model import TASKS, _tuples
 
 _SLICE_NAMES = {"query": "q", "q_proj": "q", "key": "k", "k_proj": "k", "value": "v", "v_proj": "v"}
 
@@ -228,7 +229,7 @@ class AceLoraClassifier(nn.Module):
         super().__init__()
         config = dict(config)
         self.prompts, self.task = config.pop("prompts", None), config.pop("task", None)
-        if not self.prompts or self.task not in ("binary", "multi-class", "multi-label"):
+        if not self.prompts or self.task not in TASKS:
             raise AceLoraError("ace-lora needs the dataset's task and class prompts in its method_config")
         self.ace_lora = AceLora(encoder, AceLoraSettings(**config))
         self.texts: list[str] | None = None
@@ -262,6 +263,10 @@ def dataset_config(config: dict, label_names: Sequence[str], task: str, dataset:
     the task and the class prompts of ``dataset``."""
     from dataclasses import asdict
 
-    settings = asdict(AceLoraSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}))
-    return {**settings, "targets": list(settings["targets"]), "task": task,
-            "prompts": class_prompts(label_names, task, dataset)}
+    settings = asdict(AceLoraSettings(**_tuples(config)))
+    return {
+        **settings,
+        "targets": list(settings["targets"]),
+        "task": task,
+        "prompts": class_prompts(label_names, task, dataset),
+    }

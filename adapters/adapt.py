@@ -23,7 +23,7 @@ from ..paths import check_writable
 from ..probes import evaluate, summarize
 from .folder import CHECKPOINT_DIR, RESULTS_FILE, describe, save_adapted
 from .model import TEXT_METHODS, AdaptedEncoder, AdapterError, check_method, head_outputs
-from .training import SplitReader, TrainConfig, fit, predict_proba, stratified_subset
+from .training import SplitReader, TrainConfig, _world, fit, predict_proba, stratified_subset
 
 
 def check_output_folder(out: Path, resume: bool) -> None:
@@ -83,7 +83,7 @@ def adapt(
     check_output_folder(out, resume)
     resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     resolved = init_distributed_from_env(resolved)
-    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    rank, _ = _world()
     timings: dict[str, float] = {}
     start = time.perf_counter()
     data = open_dataset(dataset)
@@ -120,9 +120,7 @@ def adapt(
 
     start = time.perf_counter()
     test = SplitReader(data, "test", model, np.arange(data.num_samples("test")))
-    metrics = evaluate(
-        test.labels, predict_proba(model, test, data.task, config.eval_batch_size), data.label_names
-    )
+    metrics = evaluate(test.labels, predict_proba(model, test, data.task, config.eval_batch_size), data.label_names)
     timings["test"] = time.perf_counter() - start
 
     trainable, total = model.parameter_counts()

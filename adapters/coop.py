@@ -45,11 +45,11 @@ from torch import nn
 from ..errors import EncoderZooError
 from ..text.api import text_tower, tokenizer_of
 from ..text.towers import image_text_logits
+from .model import TASKS
 
 if TYPE_CHECKING:
     from ..encoder import Encoder
 
-TASKS = ("binary", "multi-class", "multi-label")
 WORD_EMBEDDINGS = {"bert": "transformer.embeddings.word_embeddings", "siglip": "embeddings.token_embedding"}
 """The word-embedding module of each text-tower architecture, where the context vectors are spliced in."""
 INIT_STD = 0.02

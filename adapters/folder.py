@@ -29,12 +29,12 @@ from .. import __version__
 from ..atomic import atomic_write
 from ..engine import weights_fingerprint
 from ..spec import EncoderSpec
+from .lora import ADAPTER_FILES
 from .model import TEXT_METHODS, AdaptedEncoder, AdapterError, head_outputs
 
 SPEC_FILE = "encoderzoo.json"
 HEAD_FILE = "head.safetensors"
 ADAPTER_FILE = "adapter.safetensors"
-PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")
 RESULTS_FILE = "results.json"
 CHECKPOINT_DIR = "checkpoints"
 FORMAT_VERSION = 1
@@ -140,7 +140,7 @@ def load_adapted(
     check_base(base, saved_spec, base_meta["weights_fingerprint"], str(folder))
     lora_folder = None
     if meta["method"] == "lora":
-        missing = [f for f in PEFT_FILES if not (folder / f).is_file()]
+        missing = [f for f in ADAPTER_FILES if not (folder / f).is_file()]
         if missing:
             raise AdapterError(f"{folder} is a LoRA adapter but lacks {missing}")
         lora_folder = folder

@@ -272,9 +272,7 @@ def logits_of(model: AdaptedEncoder, batch: torch.Tensor | tuple[torch.Tensor, .
 
 
 @torch.no_grad()
-def predict_proba(
-    model: AdaptedEncoder, reader: SplitReader | FeatureReader, task: str, batch_size: int
-) -> np.ndarray:
+def predict_proba(model: AdaptedEncoder, reader: SplitReader | FeatureReader, task: str, batch_size: int) -> np.ndarray:
     """Probabilities for every row of ``reader`` (sharded across ranks and gathered under torchrun)."""
     rank, world = _world()
     positions = np.arange(len(reader.indices))
@@ -445,9 +443,10 @@ def fit(
             state["history"].append(entry)
             state["seconds"].append(seconds)
             improved = score > state["best_score"] or (math.isnan(state["best_score"]) and not math.isnan(score))
+            trainable = _trainable(model)  # one snapshot per epoch: the best state and the checkpoint share it
             if improved:
                 state["best_score"], state["best_epoch"], state["bad_epochs"] = score, epoch + 1, 0
-                state["best_state"] = _trainable(model)
+                state["best_state"] = trainable
             else:
                 state["bad_epochs"] += 1
             state["epoch"] = epoch + 1
@@ -456,7 +455,7 @@ def fit(
                 checkpoint_dir.mkdir(parents=True, exist_ok=True)
                 payload = {
                     "config": asdict(config),
-                    "trainable": _trainable(model),
+                    "trainable": trainable,
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "state": state,
