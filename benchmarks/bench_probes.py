@@ -20,7 +20,6 @@ engine's cache.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -58,10 +57,7 @@ def real(file: str, size: int):
     import encoderzoo
     from encoderzoo.engine import embed_dataset
 
-    spec = encoderzoo.get_spec("efficientnet-lite0")
-    if size != spec.input_size:
-        spec = dataclasses.replace(spec, name=f"efficientnet-lite0-{size}", input_size=size)
-    enc = encoderzoo.load(spec)
+    enc = encoderzoo.load("efficientnet-lite0", image_size=size)
     sets = [
         embed_dataset(enc, f"npz:{SHARED / file}", s, batch_size=64, progress=False) for s in ("train", "val", "test")
     ]

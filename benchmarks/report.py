@@ -101,7 +101,8 @@ def benchmarks_readme() -> str:
     embed = _load("embed_cpu.json")
     tp, tp2 = _load("engine_throughput_cpu.json"), _load("engine_throughput_cpu_workers2.json")
     mem = _load("engine_memory_cpu.json")
-    probes = _load("probes_cpu.json")["results"]
+    probes_run = _load("probes_cpu.json")
+    probes = probes_run["results"]
     na = _load("neighborhood_attention_cpu.json")["results"]
     embed_rows = "\n".join(
         f"| {r['encoder']} | {r['weights']} | {r['batch_size']} | {r['image_size']} | {r['images_per_s']:.1f} | "
@@ -253,8 +254,8 @@ sklearn `LogisticRegression(C, max_iter=500)` doing the same 26 fits (raw and `S
 `tol=1e-4` like ours), chosen on val with the same metric (AUROC where the classes are imbalanced). Real
 embeddings: efficientnet-lite0 on ../shared/data ({real_names}). Synthetic: 10 overlapping Gaussian classes, in
 float32 like the engine's embeddings (sklearn works in float32 on float32 input and in float64 on float64 input).
-`{_load("probes_cpu.json")["environment"]["command"]}`{" (" + _load("probes_cpu.json")["note"] + ")" if "note" in _load("probes_cpu.json") else ""}
-(torch threads: {_load("probes_cpu.json")["environment"].get("torch_threads", "?")}, on a 2-core machine with no other heavy job running; under load, as in
+`{probes_run["environment"]["command"]}`{" (" + probes_run["note"] + ")" if "note" in probes_run else ""}
+(torch threads: {probes_run["environment"].get("torch_threads", "?")}, on a 2-core machine with no other heavy job running; under load, as in
 earlier runs, both sides slow down by several times and unevenly).
 
 | data | train | kNN ours s | kNN sklearn s | kNN speedup | same predictions | cosine kNN ours s | cosine kNN sklearn s | cosine kNN speedup | same predictions | linear ours s | linear sklearn s | linear speedup | max val-score diff (26 fits) | choice ours / sklearn | test acc ours / sklearn | unconverged fits ours / sklearn |
