@@ -20,7 +20,7 @@ from encoderzoo.adapters.lora import (
     unload_lora,
 )
 from encoderzoo.errors import EncoderZooError, UnsupportedAdapterError
-from tests.helpers import pixels, tiny_encoder
+from tests.helpers import pixels, reorder_atol, sequential_layers, tiny_encoder
 
 NAMES = encoderzoo.list_encoders()
 
@@ -73,7 +73,8 @@ def test_lora_update_changes_merges_and_unloads(name):
     merge_lora(merged)
     assert not has_lora(merged) and not any(isinstance(m, LoraLayer) for m in merged.trunk.modules())
     with torch.no_grad():
-        torch.testing.assert_close(merged.embed(x), unmerged, atol=1e-5, rtol=0)
+        merged_out = merged.embed(x)  # W + BA rounded once per layer: float32 reordering, no more
+        torch.testing.assert_close(merged_out, unmerged, atol=reorder_atol(unmerged, sequential_layers(merged)), rtol=0)
 
     unload_lora(encoder)
     assert not has_lora(encoder) and not any(isinstance(m, LoraLayer) for m in encoder.trunk.modules())
@@ -146,18 +147,21 @@ def test_saved_adapter_loads_in_plain_peft(name, tmp_path):
     spec = encoder.spec
     assert config["base_model_name_or_path"] == (spec.source.repo_id or spec.name)
 
+    # a fresh module can lay its weights out differently (oneDNN then picks other convolution kernels): equal up to
+    # float32 reordering, not bit for bit
+    atol = reorder_atol(adapted, sequential_layers(encoder))
     fresh = encoderzoo.load(spec, pretrained=False)
     fresh.load_state_dict(base_state)
     trunk = peft.PeftModel.from_pretrained(fresh.trunk, str(tmp_path))  # plain peft, no encoderzoo code
     with torch.no_grad():
-        torch.testing.assert_close(plain_embed(trunk.eval(), fresh.proj, x), adapted, atol=1e-6, rtol=0)
+        torch.testing.assert_close(plain_embed(trunk.eval(), fresh.proj, x), adapted, atol=atol, rtol=0)
 
     again = encoderzoo.load(spec, pretrained=False)
     again.load_state_dict(base_state)
     load_lora(again, tmp_path)
     assert not any(p.requires_grad for p in again.parameters())
     with torch.no_grad():
-        torch.testing.assert_close(again.embed(x), adapted, atol=1e-6, rtol=0)
+        torch.testing.assert_close(again.embed(x), adapted, atol=atol, rtol=0)
 
 
 def test_custom_settings_and_targets():

@@ -17,6 +17,7 @@ from encoderzoo.embeddings import EmbeddingSet
 from encoderzoo.engine import NonFiniteEmbeddingError, embed_dataset, embed_splits, weights_fingerprint
 
 from .datasets_fixtures import write_npz, write_png
+from .helpers import reorder_atol, sequential_layers
 
 TINY = encoderzoo.get_spec("dinov2-small").tiny_variant()  # 28 px input
 
@@ -287,7 +288,9 @@ def test_distributed_gloo_two_processes_equal_single_process(encoder, npz, tmp_p
     for rank in range(2):
         shard_run = EmbeddingSet.load(tmp_path / f"rank{rank}.safetensors")
         assert shard_run.ids == single.ids
-        assert torch.allclose(shard_run.features, single.features, atol=1e-6)
+        # other batch compositions may take other kernels: equal up to float32 reordering
+        atol = reorder_atol(single.features, sequential_layers(encoder))
+        torch.testing.assert_close(shard_run.features, single.features, atol=atol, rtol=0)
 
 
 @pytest.mark.slow
