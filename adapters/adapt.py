@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import torch.distributed as dist
 from ..adapted_card import write_card
 from ..atomic import atomic_write
 from ..data import open_dataset
+from ..devices import resolve_device
 from ..engine import weights_fingerprint
 from ..evaluate import METRICS, device_name, versions
 from ..loading import load
@@ -23,7 +25,7 @@ from ..paths import check_writable
 from ..probes import evaluate, summarize
 from .folder import CHECKPOINT_DIR, RESULTS_FILE, describe, save_adapted
 from .model import TEXT_METHODS, AdaptedEncoder, AdapterError, check_method, head_outputs
-from .training import SplitReader, TrainConfig, _world, fit, predict_proba, stratified_subset
+from .training import CHECKPOINT_NAME, SplitReader, TrainConfig, _world, fit, predict_proba, stratified_subset
 
 
 def check_output_folder(out: Path, resume: bool) -> None:
@@ -31,6 +33,27 @@ def check_output_folder(out: Path, resume: bool) -> None:
     check_writable(out, folder=True)
     if out.is_dir() and any(out.iterdir()) and not resume:
         raise AdapterError(f"--out {out} exists and is not empty; choose a new folder, or pass --resume to continue")
+    checkpoint = out / CHECKPOINT_DIR / CHECKPOINT_NAME
+    if resume and not checkpoint.is_file():
+        if (out / RESULTS_FILE).is_file():
+            raise AdapterError(f"{out} holds a finished run (results.json) and no checkpoint: nothing to resume")
+        warnings.warn(f"--resume: {out} holds no checkpoint ({checkpoint}); starting from scratch", stacklevel=3)
+
+
+def check_trainable_labels(labels: np.ndarray, task: str, names: list[str], dataset: str) -> None:
+    """A training split with a single class (or, multi-label, no label with both outcomes) teaches nothing and
+    scores a meaningless accuracy of 1.0: refused before any training."""
+    if task == "multi-label":
+        if not ((labels == 1).any(axis=0) & (labels == 0).any(axis=0)).any():  # NaN (unknown) is neither
+            raise AdapterError(f"{dataset} train: no label has both positive and negative images; nothing to learn")
+        return
+    present = np.unique(labels)
+    if len(present) < 2:
+        only = names[int(present[0])] if len(present) else "none"
+        raise AdapterError(
+            f"{dataset} train holds a single class ({only!r}, {len(labels)} images): a classifier cannot learn from "
+            "one class; add images of the other class(es)"
+        )
 
 
 def init_distributed_from_env(device: str) -> str:
@@ -81,7 +104,7 @@ def adapt(
     config = config or TrainConfig()
     out = Path(out)
     check_output_folder(out, resume)
-    resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    resolved = resolve_device(device)
     resolved = init_distributed_from_env(resolved)
     rank, _ = _world()
     timings: dict[str, float] = {}
@@ -90,6 +113,7 @@ def adapt(
     missing = [s for s in ("train", "val", "test") if s not in data.splits]
     if missing:
         raise AdapterError(f"{dataset} lacks split(s) {missing}: adaptation early-stops on val and scores test")
+    check_trainable_labels(data.labels("train"), data.task, data.label_names, dataset)
     torch.manual_seed(config.seed)
     base = load(encoder, weights=weights, image_size=image_size, text=True if method in TEXT_METHODS else None)
     if method == "coop":  # the class prompts are made from the dataset's label names

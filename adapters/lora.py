@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from peft import LoraConfig, PeftModel, get_peft_model
+from safetensors import SafetensorError
 from torch import nn
 
 from encoderzoo.encoder import Encoder
@@ -132,7 +133,13 @@ def load_lora(encoder: Encoder, folder: str | os.PathLike[str], *, trainable: bo
     if missing:
         raise EncoderZooError(f"{folder} is not a peft LoRA folder: {', '.join(missing)} missing")
     encoder.requires_grad_(False)
-    encoder.trunk = PeftModel.from_pretrained(encoder.trunk, str(folder), is_trainable=trainable)
+    try:
+        encoder.trunk = PeftModel.from_pretrained(encoder.trunk, str(folder), is_trainable=trainable)
+    except (SafetensorError, RuntimeError, ValueError, KeyError, OSError) as err:  # JSONDecodeError is a ValueError
+        raise EncoderZooError(
+            f"the LoRA adapter in {folder} cannot be read ({type(err).__name__}: {err}); the files are damaged or "
+            "incomplete: re-run the adaptation or download the folder again"
+        ) from err
 
 
 def merge_lora(encoder: Encoder) -> None:

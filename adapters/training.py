@@ -299,6 +299,24 @@ def _trainable(model: AdaptedEncoder) -> dict[str, torch.Tensor]:
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
+def _check_resumable(saved: dict[str, Any], model: AdaptedEncoder, checkpoint: Path) -> None:
+    """The checkpoint must come from the same method (and so hold exactly this model's trainable tensors)."""
+    method = saved.get("method")
+    if method is not None and method != model.method:
+        raise AdapterError(
+            f"{checkpoint} was written by --method {method}, not {model.method}; resume with --method {method}, "
+            "or start a new --out folder"
+        )
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    if set(saved["trainable"]) != trainable:
+        extra = sorted(set(saved["trainable"]) - trainable)[:3]
+        missing = sorted(trainable - set(saved["trainable"]))[:3]
+        raise AdapterError(
+            f"{checkpoint} holds other trainable tensors than this {model.method} run (only in the checkpoint: "
+            f"{extra}; only in the model: {missing}); resume with the settings it was written with"
+        )
+
+
 def _restore(model: AdaptedEncoder, state: dict[str, torch.Tensor]) -> None:
     params = dict(model.named_parameters())
     with torch.no_grad():
@@ -369,6 +387,7 @@ def fit(
     }
     if resume and checkpoint.is_file():
         saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        _check_resumable(saved, model, checkpoint)
         if saved["config"] != asdict(config):
             raise AdapterError(
                 f"{checkpoint} was written with other settings ({saved['config']}); resume with the same ones"
@@ -454,6 +473,7 @@ def fit(
             if rank == 0:
                 checkpoint_dir.mkdir(parents=True, exist_ok=True)
                 payload = {
+                    "method": model.method,
                     "config": asdict(config),
                     "trainable": trainable,
                     "optimizer": optimizer.state_dict(),

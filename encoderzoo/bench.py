@@ -230,7 +230,7 @@ def bench_encoder(
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
     on_cuda = device.type == "cuda"
-    batch_size = batch_size or (64 if on_cuda else 2)
+    batch_size = (64 if on_cuda else 2) if batch_size is None else batch_size
     warmup = (5 if on_cuda else 1) if warmup is None else warmup
     repeats = (20 if on_cuda else 3) if repeats is None else repeats
     if batch_size < 1 or repeats < 1 or warmup < 0:

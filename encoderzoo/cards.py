@@ -7,11 +7,11 @@ time when adapted weights are pushed; the generated per-entry cards live in ``mo
 from __future__ import annotations
 
 import argparse
+import json
 from functools import cache
+from importlib import resources
 from pathlib import Path
 
-import timm
-import torch
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .registry import get_spec, list_encoders
@@ -28,13 +28,43 @@ _POOLING = {
 }
 
 
+PARAMETERS_FILE = "parameters.json"
+"""``encoderzoo/assets/parameters.json``: every registry entry's parameter count, written by ``write_all`` (a test
+checks it against the built models), so ``list`` and ``card`` need neither torch nor timm."""
+
+
 @cache
 def count_parameters(spec: EncoderSpec) -> int:
-    """Trunk (+ projection) parameters, counted on the meta device: no memory, no download."""
+    """Trunk (+ projection) parameters: the shipped count for an unchanged registry entry, else counted on the
+    meta device (no memory, no download)."""
+    known = _shipped_counts()
+    if spec.name in known and spec.name in list_encoders() and get_spec(spec.name) == spec:
+        return known[spec.name]
+    return build_and_count(spec)
+
+
+def build_and_count(spec: EncoderSpec) -> int:
+    """Parameters of ``spec``'s timm module (+ projection), built on the meta device."""
+    import timm
+    import torch
+
+    from . import models  # noqa: F401  (encoderzoo's own timm architectures)
+
     with torch.device("meta"):
         trunk = timm.create_model(spec.architecture, num_classes=0, **spec.arch_kwargs)
     projection = spec.embed_dim * spec.proj_dim if spec.pooling == "proj" else 0
     return sum(p.numel() for p in trunk.parameters()) + projection
+
+
+@cache
+def _shipped_counts() -> dict[str, int]:
+    path = resources.files("encoderzoo") / "assets" / PARAMETERS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def parameter_counts_json() -> str:
+    """The content of ``assets/parameters.json`` for the current registry."""
+    return json.dumps({name: build_and_count(get_spec(name)) for name in list_encoders()}, indent=2) + "\n"
 
 
 def _millions(n: int) -> str:
@@ -133,9 +163,13 @@ def write_all(root: Path) -> list[Path]:
         path = cards / f"{name}.md"
         path.write_text(render_card(get_spec(name)))
         written.append(path)
+    counts = root / "encoderzoo" / "assets" / PARAMETERS_FILE
+    counts.write_text(parameter_counts_json())
+    _shipped_counts.cache_clear()
+    count_parameters.cache_clear()
     readme = root / "README.md"
     readme.write_text(replace_readme_table(readme.read_text(), zoo_table()))
-    return [*written, readme]
+    return [*written, counts, readme]
 
 
 def main() -> None:

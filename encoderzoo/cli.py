@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -13,7 +16,39 @@ from .errors import EncoderZooError
 from .paths import check_writable
 from .registry import get_spec, list_encoders
 
-app = typer.Typer(help="Load, adapt and measure medical-imaging foundation encoders.", no_args_is_help=True)
+USER_ERRORS = (EncoderZooError, ValueError, OSError)
+"""What a user's input can cause: printed as one line (exit 2), with the traceback only under ``--debug``."""
+
+
+class _Typer(typer.Typer):
+    """Every command turns a user error into one line on stderr (exit 2); ``encoderzoo --debug`` re-raises it."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable], Callable]:
+        register = super().command(*args, **kwargs)
+
+        def decorate(fn: Callable) -> Callable:
+            @functools.wraps(fn)
+            def guarded(*a: Any, **k: Any) -> Any:
+                try:
+                    return fn(*a, **k)
+                except USER_ERRORS as err:
+                    _fail(err)
+
+            return register(guarded)
+
+        return decorate
+
+
+app = _Typer(help="Load, adapt and measure medical-imaging foundation encoders.", no_args_is_help=True)
+_debug = False
+
+
+@app.callback()
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="show the full traceback of an error instead of one line"),
+) -> None:
+    global _debug
+    _debug = debug
 
 
 class OutputFormat(str, Enum):
@@ -22,7 +57,12 @@ class OutputFormat(str, Enum):
 
 
 def _fail(err: Exception) -> None:
-    typer.echo(f"error: {err}", err=True)
+    if _debug:
+        raise err
+    message = str(err).strip() or type(err).__name__
+    if isinstance(err, KeyError) and message.startswith(("'", '"')):
+        message = message[1:-1]  # KeyError quotes its message
+    typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
 
 
@@ -124,17 +164,22 @@ def embed_command(
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
 ) -> None:
     """Embed dataset splits (cached; a killed run resumes) and print where the embeddings are."""
+    if dtype not in _DTYPES:
+        raise ValueError(f"--dtype must be one of {list(_DTYPES)}, got {dtype!r}")
+    _check_batch_size(batch_size)
+    splits = [s.strip() for s in split.split(",") if s.strip()]
+    if not splits:
+        raise ValueError("--split names no split; give e.g. train,val,test")
     import time
 
     import torch
 
     from .data import open_dataset
+    from .devices import resolve_device
     from .engine import embed_dataset
     from .loading import load
 
-    if dtype not in _DTYPES:
-        _fail(ValueError(f"--dtype must be one of {list(_DTYPES)}"))
-    resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    resolved = resolve_device(device)
     try:
         if out:
             check_writable(out, folder=True)  # before any work: a bad --out must not cost an embedding run
@@ -148,7 +193,7 @@ def embed_command(
         )
         data = open_dataset(dataset)
         rows = []
-        for name in [s.strip() for s in split.split(",") if s.strip()]:
+        for name in splits:
             start = time.perf_counter()
             result = embed_dataset(model, data, name, batch_size=batch_size, fit=fit)  # type: ignore[arg-type]
             path = result.save(out / f"{name}.safetensors") if out else None
@@ -174,8 +219,16 @@ def embed_command(
         )
 
 
-def _int_list(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
+def _int_list(text: str, option: str = "the option") -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{option} takes comma-separated whole numbers, got {text!r}") from None
+
+
+def _check_batch_size(batch_size: int | None) -> None:
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
 
 
 @app.command("probe")
@@ -199,7 +252,7 @@ def probe_command(
     batch_size: int | None = typer.Option(None, help="embedding batch size (default: 16 on CPU, 128 on CUDA)"),
     fit: str = typer.Option("resize", help="resize, or pad (MedMNIST+ zero canvas)"),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json on stdout"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="write results.json here"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="also write the results as JSON to this file"),
     image_size: int | None = typer.Option(None, "--image-size", help=_IMAGE_SIZE_HELP),
     templates: str | None = typer.Option(
         None,
@@ -208,7 +261,11 @@ def probe_command(
         "(default: the prompts shipped for the dataset)",
     ),
 ) -> None:
-    """How good is an encoder on a dataset? Embeds (cached), probes, prints a table, writes results.json."""
+    """How good is an encoder on a dataset? Embeds (cached), probes, prints a table (results JSON with --out)."""
+    from .probe_settings import check_probe_settings
+
+    probe_list, shot_list = [p.strip() for p in probes.split(",") if p.strip()], _int_list(shots, "--shots")
+    check_probe_settings(probe_list, shot_list, seeds, batch_size)  # before torch is even imported
     from .evaluate import results_table, run_probes
 
     try:
@@ -217,8 +274,8 @@ def probe_command(
         results = run_probes(
             encoder,
             dataset,
-            probes=[p.strip() for p in probes.split(",") if p.strip()],
-            shots=_int_list(shots),
+            probes=probe_list,
+            shots=shot_list,
             seeds=seeds,
             device=device,
             batch_size=batch_size,
@@ -346,15 +403,15 @@ def bench_command(
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json on stdout"),
 ) -> None:
     """Images/s, ms per batch, peak memory, FLOPs per image and share of the GPU's peak, on this machine."""
-    import torch
-
+    _check_batch_size(batch_size)
     from .bench import format_table, run_bench
+    from .devices import resolve_device
 
-    resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    resolved = resolve_device(device)
     try:
         if out:
             check_writable(out, folder=False)
-        sizes = _int_list(image_size) if image_size else [None]
+        sizes = _int_list(image_size, "--image-size") if image_size else [None]
         report = run_bench(
             [e.strip() for e in encoder.split(",") if e.strip()],
             image_sizes=sizes,

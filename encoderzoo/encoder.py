@@ -9,6 +9,7 @@ import timm
 import torch
 from torch import nn
 
+from . import models  # noqa: F401  (registers encoderzoo's own architectures with timm before create_model)
 from .attention import set_attention
 from .errors import InputError, StateDictMismatchError
 from .spec import EncoderSpec

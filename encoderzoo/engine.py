@@ -164,6 +164,8 @@ def embed_splits(
         raise ValueError(f"fit must be 'resize' or 'pad', got {fit!r}")
     if batch_size is None:
         batch_size = 128 if next(encoder.parameters()).device.type == "cuda" else 16
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
     fingerprint = weights_fingerprint(encoder)
     out = {}
     for split in splits:

@@ -44,3 +44,8 @@ class InputError(EncoderZooError, ValueError):
 
 class UnsupportedAdapterError(EncoderZooError):
     """The encoder cannot take this adaptation method; the message lists the methods it does support."""
+
+
+class DatasetFormatError(EncoderZooError, ValueError):
+    """A dataset's labels or split table break a rule (unknown split name, a label that is not a class, a path
+    listed twice); the message names the file, the rows and the rule."""

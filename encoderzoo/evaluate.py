@@ -13,17 +13,19 @@ import time
 from collections.abc import Sequence
 from importlib import metadata
 
+import numpy as np
 import torch
 
 from . import __version__
 from .data import open_dataset
+from .devices import resolve_device
 from .embeddings import EmbeddingSet
 from .engine import embed_splits
 from .loading import load
+from .probe_settings import check_probe_settings
 from .probes import KNNProbe, LinearProbe, evaluate, evaluate_curation, few_shot, near_duplicates, summarize
 from .probes._base import selection_metric_for
 
-PROBES = ("knn", "linear", "fewshot", "curation", "zeroshot")
 KNN_KS = (10, 20, 50, 100, 200)
 METRICS = ("accuracy", "balanced_accuracy", "auroc")
 
@@ -99,12 +101,10 @@ def run_probes(
     (``templates``: a JSON prompt file or ``|``-separated templates; ``None``: the shipped file for the dataset);
     run alone, it embeds only the test split: no training data is read.
     """
-    unknown = [p for p in probes if p not in PROBES]
-    if unknown:
-        raise ValueError(f"unknown probe(s) {unknown}; choose from {PROBES}")
+    check_probe_settings(probes, shots, seeds, batch_size)
     if templates is not None and "zeroshot" not in probes:
         raise ValueError("templates apply to the zeroshot probe only: add zeroshot to the probes")
-    resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    resolved = resolve_device(device)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     model = load(
@@ -115,6 +115,8 @@ def run_probes(
     missing = [s for s in needed if s not in data.splits]
     if missing:
         raise ValueError(f"{dataset} lacks split(s) {missing}: probes choose hyperparameters on val and score test")
+    if "fewshot" in probes and data.task != "multi-label":
+        check_shots(data.labels("train"), shots, data.label_names, dataset)
     timings["load"] = time.perf_counter() - start
     start = time.perf_counter()
     sets = embed_splits(model, data, needed, batch_size=batch_size, fit=fit, progress=progress)  # type: ignore[arg-type]
@@ -196,6 +198,19 @@ def run_probes(
         "device": device_name(resolved),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
+
+
+def check_shots(labels, shots: Sequence[int], names: Sequence[str], dataset: str) -> None:
+    """An n-shot episode needs n training images of every class: refuse larger n rather than report a smaller one."""
+    counts = np.bincount(labels, minlength=len(names))
+    present = np.flatnonzero(counts)
+    smallest = int(present[np.argmin(counts[present])])
+    too_many = [n for n in shots if n > counts[smallest]]
+    if too_many:
+        raise ValueError(
+            f"{dataset}: the smallest class {names[smallest]!r} has {counts[smallest]} training images, so "
+            f"{too_many}-shot episodes cannot be drawn; choose shots <= {counts[smallest]}"
+        )
 
 
 def _zeroshot_protocol() -> dict:

@@ -502,8 +502,13 @@ def push(
     check_shareable(adapted)
     contents = upload_contents(adapted, terms, repo_id)
 
-    from huggingface_hub import HfApi, get_token
+    from huggingface_hub import HfApi, constants, get_token
 
+    if constants.HF_HUB_OFFLINE:
+        raise HubPushError(
+            "offline mode is on (HF_HUB_OFFLINE=1), and a push needs the Hub: unset HF_HUB_OFFLINE (or set it to 0) "
+            "in this shell and push again. Nothing was uploaded."
+        )
     token = get_token()
     if not token:
         raise HubAuthError("no Hugging Face token: log in with `hf auth login` or set HF_TOKEN to a token with "

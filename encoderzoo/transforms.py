@@ -32,6 +32,12 @@ def as_nchw(images: torch.Tensor | np.ndarray) -> torch.Tensor:
         images = images.permute(0, 3, 1, 2)
     if images.ndim != 4:
         raise InputError(f"expected a batch (N, H, W), (N, C, H, W) or (N, H, W, C); got shape {tuple(images.shape)}")
+    if images.shape[1] not in (1, 3) and images.shape[-1] < images.shape[1]:
+        raise InputError(
+            f"expected 1 (grayscale) or 3 (RGB) channels, got shape {tuple(images.shape)}: neither axis 1 "
+            f"({images.shape[1]}) nor the last axis ({images.shape[-1]}, channels-last) holds 1 or 3 channels; "
+            "drop alpha channels and convert other modalities to grayscale first"
+        )
     if images.shape[1] not in (1, 3):
         raise InputError(
             f"expected 1 (grayscale) or 3 (RGB) channels, got {images.shape[1]} in shape {tuple(images.shape)}; "
@@ -43,7 +49,8 @@ def as_nchw(images: torch.Tensor | np.ndarray) -> torch.Tensor:
 class Preprocess(nn.Module):
     """uint8/float -> float32 in [0, 1] -> 3 channels -> resize per spec -> normalize with the spec's mean/std.
 
-    Float input must already be in [0, 1]; uint8 is divided by 255; uint16 (16-bit PNG, DICOM) by 65535.
+    Float input must already be in [0, 1] (anything outside, NaN included, is an ``InputError``: 0..255 floats
+    would otherwise be silently saturated); uint8 is divided by 255; uint16 (16-bit PNG, DICOM) by 65535.
     """
 
     def __init__(self, spec: EncoderSpec) -> None:
@@ -78,7 +85,15 @@ class Preprocess(nn.Module):
         if x.dtype == torch.uint16:
             return x.to(torch.float32).div_(65535.0)
         if x.is_floating_point():
-            return x.float()
+            x = x.float()
+            low, high = torch.aminmax(x) if x.numel() else (x.new_zeros(()), x.new_zeros(()))
+            if not (0.0 <= float(low) and float(high) <= 1.0):  # also False for NaN
+                hint = "divide by 255 (x / 255)" if float(high) <= 255.0 and float(low) >= 0.0 else "rescale them"
+                raise InputError(
+                    f"float images must be in [0, 1], got values in [{float(low):.4g}, {float(high):.4g}]: "
+                    f"{hint}, or pass uint8 / uint16 arrays as they are (clamp(0, 1) after your own resampling)"
+                )
+            return x
         raise InputError(f"unsupported image dtype {x.dtype}: give uint8, uint16 or float in [0, 1]")
 
     def _resize(self, x: torch.Tensor) -> torch.Tensor:

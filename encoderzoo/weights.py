@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from .download import DownloadError, download, offline, offline_switch
@@ -207,10 +205,10 @@ def read_state_dict(path: str | os.PathLike[str], expected_sha256: str | None = 
         if path.suffix == ".safetensors":
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (SafetensorError, RuntimeError, EOFError, pickle.UnpicklingError, ValueError, OSError) as err:
+    except Exception as err:  # noqa: BLE001  unpickling arbitrary bytes raises KeyError, IndexError, ... too
         raise CorruptWeightsError(
-            f"{path} ({size} bytes) cannot be read, it is probably truncated or corrupt: {err}. "
-            "Delete it and download again."
+            f"{path} ({size} bytes) cannot be read as a checkpoint, it is probably truncated or corrupt, or not a "
+            f"weight file ({type(err).__name__}: {err}). Delete it and download again, or pass the right file."
         ) from err
     for wrapper in ("state_dict", "model"):  # training checkpoints: {"model": ..., "optimizer": ..., "epoch": ...}
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):

@@ -39,3 +39,11 @@ def test_card_states_the_facts_users_need():
     gated = render_card(get_spec("medsiglip-448"))
     assert "gated | yes" in gated and "license: other" in gated
     assert "not pinned" in gated
+
+
+def test_shipped_parameter_counts_match_the_built_models():
+    """`list` and `card` read assets/parameters.json instead of building models: it must not drift."""
+    from encoderzoo.cards import PARAMETERS_FILE, parameter_counts_json
+
+    shipped = (ROOT / "encoderzoo" / "assets" / PARAMETERS_FILE).read_text()
+    assert shipped == parameter_counts_json(), "run `python -m encoderzoo.cards` to regenerate"

@@ -8,6 +8,8 @@ from typing import Literal
 
 import numpy as np
 
+from ..errors import DatasetFormatError
+
 Task = Literal["binary", "multi-class", "multi-label"]
 
 
@@ -57,6 +59,40 @@ class ImageDataset(ABC):
             "label_names": self.label_names,
             "splits": {s: self.num_samples(s) for s in self.splits},
         }
+
+
+SPLIT_NAMES = ("train", "val", "test")
+"""The split names the engine, the probes and ``adapt`` read; a dataset file naming another is refused."""
+
+
+def check_single_labels(labels: np.ndarray, where: str) -> None:
+    """Single-label class indices must be finite non-negative integers: NaN, -1 or 0.5 are refused, naming rows."""
+    flat = np.asarray(labels).reshape(len(labels), -1)[:, 0] if np.ndim(labels) else np.asarray(labels)
+    if flat.dtype.kind in "iu":
+        bad = np.flatnonzero(flat < 0)
+        rule = "negative"
+    elif flat.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(flat) | (flat < 0) | (flat != np.floor(flat)))
+        rule = "NaN, infinite, negative or not a whole number"
+    elif flat.dtype.kind == "b":
+        return
+    else:
+        raise DatasetFormatError(f"{where}: labels must be integers, got dtype {flat.dtype}")
+    if len(bad):
+        values = ", ".join(f"row {i}: {flat[i]!r}" for i in bad[:5])
+        raise DatasetFormatError(
+            f"{where}: {len(bad)} label(s) {rule} ({values}{', ...' if len(bad) > 5 else ''}); single-label classes "
+            "are indices 0, 1, 2, ... (a missing label is not a class: drop the row)"
+        )
+
+
+def check_multi_labels(labels: np.ndarray, where: str) -> None:
+    """Multi-label entries must be 0, 1 or NaN (unknown)."""
+    values = np.asarray(labels, dtype=np.float64)
+    bad = np.argwhere(~(np.isnan(values) | (values == 0) | (values == 1)))
+    if len(bad):
+        shown = ", ".join(f"row {r} column {c}: {values[r, c]!r}" for r, c in bad[:5])
+        raise DatasetFormatError(f"{where}: multi-label entries must be 0, 1 or NaN (unknown); got {shown}")
 
 
 def task_from_labels(labels: Sequence[np.ndarray]) -> Task:

@@ -18,7 +18,7 @@ from ..atomic import atomic_write
 from ..download import DownloadError, download, offline_switch
 from ..errors import EncoderZooError
 from ..paths import cache_root, medmnist_root
-from .base import ImageDataset, Task, normalize_labels, task_from_labels
+from .base import ImageDataset, Task, check_multi_labels, check_single_labels, normalize_labels, task_from_labels
 from .npz_arrays import NpzFormatError, open_npz_members
 
 SPLITS = ("train", "val", "test")
@@ -68,6 +68,9 @@ class NpzDataset(ImageDataset):
         self.splits = splits
         raw = {s: self.members[f"{s}_labels"].read(0, len(self.members[f"{s}_labels"])) for s in splits}
         self.task = task or task_from_labels(list(raw.values()))
+        for split, y in raw.items():
+            check = check_multi_labels if self.task == "multi-label" else check_single_labels
+            check(y, f"{self.path} {split}_labels")
         self._labels = {s: normalize_labels(y, self.task) for s, y in raw.items()}
         if label_names is None:
             width = (

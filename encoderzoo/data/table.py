@@ -12,7 +12,8 @@ from typing import Literal
 
 import numpy as np
 
-from .base import ImageDataset, Task
+from ..errors import DatasetFormatError
+from .base import SPLIT_NAMES, ImageDataset, Task
 from .images import CorruptImageError, read_image
 from .npz import DatasetNotFoundError
 
@@ -189,15 +190,12 @@ def open_folder(
     for required in ("path", "split"):
         if required not in columns:
             raise ValueError(f"{root / csv_name} needs a {required!r} column; it has {columns}")
+    where = str(root / csv_name)
+    _check_split_names([r["split"] for r in rows], where)
+    _check_unique_paths([r["path"] for r in rows], where)
     if "label" in columns:
-        raw = [r["label"] for r in rows]
-        try:
-            codes = [int(v) for v in raw]
-            names_by_code = {int(r["label"]): r.get("label_name") or str(r["label"]) for r in rows}
-            label_names = [names_by_code.get(i, str(i)) for i in range(max(codes) + 1)]
-        except ValueError:
-            label_names = sorted(set(raw))
-            codes = [label_names.index(v) for v in raw]
+        raw = [r["label"].strip() for r in rows]
+        codes, label_names = _label_codes(raw, [r.get("label_name") for r in rows], where)
         labels = np.asarray(codes, dtype=np.int64)
         task: Task = "binary" if len(label_names) <= 2 else "multi-class"
     else:
@@ -209,6 +207,71 @@ def open_folder(
     text_column = next((c for c in TEXT_COLUMNS if c in columns), None)
     tables = _tables_by_split(root, rows, labels, [r["path"] for r in rows], text_column)
     return TableDataset(f"folder:{root}", root, tables, task, label_names, skip_corrupt=skip_corrupt)
+
+
+def _label_codes(raw: list[str], names: list[str | None], where: str) -> tuple[list[int], list[str]]:
+    """A ``label`` column as class indices and names: all non-negative integers (names from ``label_name``), or
+    all names (classes in sorted order). A blank, a negative number, or integers mixed with names is refused."""
+    blank = [i for i, v in enumerate(raw) if not v]
+    if blank:
+        raise DatasetFormatError(f"{where}: empty 'label' on lines {_shown(blank)}; every row needs a label")
+    numeric = [i for i, v in enumerate(raw) if _is_int(v)]
+    if numeric and len(numeric) < len(raw):
+        named = [i for i, v in enumerate(raw) if not _is_int(v)]
+        raise DatasetFormatError(
+            f"{where}: the 'label' column mixes integers (lines {_shown(numeric)}) and names (lines {_shown(named)}, "
+            f"e.g. {raw[named[0]]!r}); use class indices 0, 1, ... throughout (names in 'label_name') or names only"
+        )
+    if not numeric:
+        label_names = sorted(set(raw))
+        return [label_names.index(v) for v in raw], label_names
+    codes = [int(v) for v in raw]
+    negative = [i for i, c in enumerate(codes) if c < 0]
+    if negative:
+        raise DatasetFormatError(
+            f"{where}: negative 'label' on lines {_shown(negative)}; classes are 0, 1, 2, ... (drop unlabelled rows)"
+        )
+    names_by_code = {c: (n or str(c)) for c, n in zip(codes, names, strict=True)}
+    return codes, [names_by_code.get(i, str(i)) for i in range(max(codes) + 1)]
+
+
+def _is_int(value: str) -> bool:
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_unique_paths(paths: list[str], where: str) -> None:
+    first: dict[str, int] = {}
+    repeated: list[str] = []
+    for row, path in enumerate(paths):
+        key = str(Path(path))
+        if key in first:
+            repeated.append(f"{path!r} on lines {first[key] + 2} and {row + 2}")
+        else:
+            first[key] = row
+    if repeated:
+        raise DatasetFormatError(
+            f"{where}: {len(repeated)} image path(s) listed twice ({'; '.join(repeated[:3])}); one row per image"
+        )
+
+
+def _check_split_names(names: list[str], where: str) -> None:
+    bad: dict[str, list[int]] = {}
+    for row, name in enumerate(names):
+        if name not in SPLIT_NAMES:
+            bad.setdefault(name, []).append(row)
+    if bad:
+        shown = "; ".join(f"{name!r} on lines {_shown(rows)}" for name, rows in bad.items())
+        raise DatasetFormatError(f"{where}: unknown split name(s) {shown}; a split is one of {list(SPLIT_NAMES)}")
+
+
+def _shown(rows: list[int]) -> str:
+    """0-based data rows as the file's line numbers (the header is line 1)."""
+    lines = [str(r + 2) for r in rows[:5]]
+    return ", ".join(lines) + (f", ... ({len(rows)} in all)" if len(rows) > 5 else "")
 
 
 def _tables_by_split(
