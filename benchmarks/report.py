@@ -287,6 +287,25 @@ Kernel 7, head_dim 32, MedViTV2's LFP shapes at 224 px. `{_load("neighborhood_at
 The window kernel wins on large maps (time and memory: the oracle's cost grows with (HW)^2); on a 14x14 map
 the masked full attention is faster, so `NeighborhoodAttention2D` uses it up to 256 tokens. Both are exact
 (`tests/test_medvit.py` compares them on borders, odd sizes and dilations 2-3).
+""" + cli_section()
+
+
+def cli_section() -> str:
+    """``bench_cli.py``: the command answering without torch, as a share of ``python -c "import torch"``."""
+    cli = _load("cli_cpu.json")
+    rows = "\n".join(f"| `{r['case']}` | {r['median_s']:.3f} | {r['of_torch_import']:.3f} |" for r in cli["rows"])
+    load = " / ".join(f"{v:.1f}" for v in cli["environment"]["loadavg"])
+    verdict = "met" if cli["target_met"] else "**not met**"
+    return f"""
+## `bench_cli.py`: the command answers without importing torch
+
+Each case a fresh process, interleaved round by round, median of {cli["repeats"]} rounds. `{cli["environment"]["command"]}`
+(load average {load} over 1 / 5 / 15 min when it finished). Target: help and a usage error at most
+{cli["target"]:.2f}x the torch import: {verdict}.
+
+| case | median s | x `import torch` |
+|---|---|---|
+{rows}
 """
 
 
