@@ -85,6 +85,7 @@ def adapt(
     weights: str | os.PathLike[str] | None = None,
     resume: bool = False,
     progress: bool = True,
+    revision: str | None = None,
 ) -> dict[str, Any]:
     """Adapt ``encoder`` to ``dataset`` with ``method`` and write the adapted folder ``out``; returns results.json.
 
@@ -99,6 +100,7 @@ def adapt(
             folder records it and reloads the base at the same size.
         weights: a local copy of the base's canonical weight file.
         resume: continue the run checkpointed in ``out/checkpoints``.
+        revision: a registry base's weights at this Hub revision instead of its pin (recorded in the folder).
     """
     check_method(method)  # before any download or training
     config = config or TrainConfig()
@@ -115,7 +117,13 @@ def adapt(
         raise AdapterError(f"{dataset} lacks split(s) {missing}: adaptation early-stops on val and scores test")
     check_trainable_labels(data.labels("train"), data.task, data.label_names, dataset)
     torch.manual_seed(config.seed)
-    base = load(encoder, weights=weights, image_size=image_size, text=True if method in TEXT_METHODS else None)
+    base = load(
+        encoder,
+        weights=weights,
+        image_size=image_size,
+        text=True if method in TEXT_METHODS else None,
+        revision=revision,
+    )
     if method == "coop":  # the class prompts are made from the dataset's label names
         from .coop import dataset_settings
 

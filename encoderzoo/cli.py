@@ -122,7 +122,11 @@ def info_command(
     width = max(map(len, data))
     for key, value in data.items():
         if isinstance(value, dict) and key == "source":
-            value = ", ".join(f"{k}={v}" for k, v in value.items() if v is not None)
+            value = ", ".join(
+                f"{k}={v if v is not None else 'never online'}"
+                for k, v in value.items()
+                if v is not None or k == "verified"
+            )
         elif isinstance(value, list) and key == "notes":
             value = ("\n" + " " * (width + 2)).join(value)
         typer.echo(f"{key.ljust(width)}  {value}")
@@ -161,6 +165,9 @@ def embed_command(
     fit: str = typer.Option("resize", help="resize, or pad (MedMNIST+ zero canvas)"),
     weights: Path | None = typer.Option(None, help="local copy of the encoder's canonical weight file"),
     image_size: int | None = typer.Option(None, "--image-size", help=_IMAGE_SIZE_HELP),
+    revision: str | None = typer.Option(
+        None, "--revision", help="registry entries: load the weights at this commit, branch or tag instead of the pin"
+    ),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
 ) -> None:
     """Embed dataset splits (cached; a killed run resumes) and print where the embeddings are."""
@@ -190,6 +197,7 @@ def embed_command(
             attention=attention,
             weights=weights,
             image_size=image_size,
+            revision=revision,
         )
         data = open_dataset(dataset)
         rows = []
@@ -254,6 +262,9 @@ def probe_command(
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json on stdout"),
     out: Path | None = typer.Option(None, "--out", "-o", help="also write the results as JSON to this file"),
     image_size: int | None = typer.Option(None, "--image-size", help=_IMAGE_SIZE_HELP),
+    revision: str | None = typer.Option(
+        None, "--revision", help="registry entries: load the weights at this commit, branch or tag instead of the pin"
+    ),
     templates: str | None = typer.Option(
         None,
         "--templates",
@@ -282,6 +293,7 @@ def probe_command(
             fit=fit,
             templates=templates,
             image_size=image_size,
+            revision=revision,
         )
     except (EncoderZooError, ValueError, OSError) as err:
         _fail(err)
@@ -330,6 +342,9 @@ def adapt_command(
     seed: int = typer.Option(0, help="seed for the head init, data order and augmentation"),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... (auto: cuda when available)"),
     weights: Path | None = typer.Option(None, help="local copy of the base encoder's canonical weight file"),
+    revision: str | None = typer.Option(
+        None, "--revision", help="registry entries: load the weights at this commit, branch or tag instead of the pin"
+    ),
     resume: bool = typer.Option(False, "--resume", help="continue the run checkpointed in --out"),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json on stdout"),
 ) -> None:
@@ -374,6 +389,7 @@ def adapt_command(
             image_size=image_size,
             weights=weights,
             resume=resume,
+            revision=revision,
         )
     except (EncoderZooError, ValueError, OSError) as err:
         _fail(err)
@@ -438,6 +454,33 @@ def bench_command(
     except (EncoderZooError, ValueError, OSError) as err:
         _fail(err)
     typer.echo(text if format is OutputFormat.json else format_table(report))
+
+
+@app.command("verify")
+def verify_command(
+    names: list[str] | None = typer.Argument(None, help="registry names (default: every entry)"),
+    format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json on stdout"),
+    timeout: float = typer.Option(10.0, help="seconds before a Hub request is given up"),
+) -> None:
+    """Check every pinned fact (repository, revision, files, sizes, sha256, gating, access) against the live Hub.
+
+    Exit 0 when every check passes, 1 when one fails or the Hub cannot be reached, 2 for a usage error.
+    """
+    from .verify import HubUnreachableError, format_reports, reports_json, verify
+
+    if timeout <= 0:
+        raise ValueError(f"--timeout must be positive, got {timeout}")
+    unknown = [n for n in names or [] if n not in list_encoders()]
+    if unknown:
+        get_spec(unknown[0])  # the registry's error, with close matches
+    try:
+        reports = verify(names or None, timeout=timeout)
+    except HubUnreachableError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(reports_json(reports) if format is OutputFormat.json else format_reports(reports))
+    if not all(r.ok for r in reports):
+        raise typer.Exit(code=1)
 
 
 @app.command("push")

@@ -76,6 +76,8 @@ def _tensor_digest(tensor: torch.Tensor) -> str:
 def _provenance(encoder: Encoder, dataset: ImageDataset, split: str, fit: Fit, fingerprint: str) -> dict:
     spec = encoder.spec.to_dict()
     spec.pop("tiny")
+    for provenance_only in ("facts_from", "verified"):  # where facts were read is not what the weights are
+        spec["source"].pop(provenance_only, None)
     return {
         "cache_format": CACHE_FORMAT,
         "encoder": encoder.spec.name,

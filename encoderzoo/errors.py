@@ -22,6 +22,11 @@ class WeightsNotFoundError(WeightsError):
     """The weights are neither cached locally nor reachable (offline mode, no network, missing file)."""
 
 
+class PinNotFoundError(WeightsNotFoundError):
+    """The Hub answered, and the pinned repository, revision or file does not exist there (not offline, not
+    gated): the message names the pin and how to load another revision."""
+
+
 class GatedWeightsError(WeightsError):
     """The weights live in a gated repository the current user has no access to."""
 

@@ -91,8 +91,12 @@ def run_probes(
     progress: bool = True,
     templates: str | None = None,
     image_size: int | None = None,
+    revision: str | None = None,
 ) -> dict:
     """Embed train/val/test of ``dataset`` with ``encoder`` and run ``probes``; returns the results dict.
+
+    ``revision`` reads a registry entry's weights at another Hub revision (``load(..., revision=)``), recorded as
+    ``results["revision"]``.
 
     ``image_size`` runs the encoder at that input size (``load(..., image_size=)``; ``None``: the spec's own);
     the size used is recorded as ``results["image_size"]``.
@@ -108,7 +112,12 @@ def run_probes(
     timings: dict[str, float] = {}
     start = time.perf_counter()
     model = load(
-        encoder, device=resolved, dtype=dtype, text=True if "zeroshot" in probes else None, image_size=image_size
+        encoder,
+        device=resolved,
+        dtype=dtype,
+        text=True if "zeroshot" in probes else None,
+        image_size=image_size,
+        revision=revision,
     )
     data = open_dataset(dataset)
     needed = ("test",) if set(probes) == {"zeroshot"} else ("train", "val", "test")

@@ -26,6 +26,7 @@ from typing import Any
 
 from .errors import EncoderZooError
 from .spec import EncoderSpec
+from .zoo import RAD_DINO_MIT_REVISION
 
 SPEC_FILE = "encoderzoo.json"
 RESULTS_FILE = "results.json"
@@ -248,7 +249,6 @@ def _check_results(path: Path, results: dict[str, Any], meta: dict[str, Any], sp
 # --------------------------------------------------------------------------------------------------------------
 # Licences of the bases
 # --------------------------------------------------------------------------------------------------------------
-RAD_DINO_MIT_REVISION = "c3736a62544137a0450cc4fa02c9e37e55f28e32"
 HAI_DEF_URL = "https://developers.google.com/health-ai-developer-foundations/terms"
 HAI_DEF_NOTICE = (
     "HAI-DEF is provided under and subject to the Health AI Developer Foundations Terms of Use found at "

@@ -18,6 +18,7 @@ from .encoder import Encoder
 from .errors import WeightsNotFoundError
 from .registry import get_spec
 from .resolution import at_image_size, fit_state_to_size
+from .revisions import at_revision
 from .spec import EncoderSpec
 from .text.api import tokenizer_of
 from .text.attach import canonical_text, saved_text_state, tokenizer_source
@@ -45,6 +46,7 @@ def load(
     image_size: int | None = None,
     text: bool | None = None,
     tokenizer: str | os.PathLike[str] | None = None,
+    revision: str | None = None,
 ) -> Encoder | AdaptedEncoder:
     """Build an encoder and load its weights.
 
@@ -66,11 +68,17 @@ def load(
             folder holds one; ``False`` never. ``True`` on an image-only entry is a ``NoTextTowerError``.
         tokenizer: a local folder with the tokenizer files, instead of fetching them from the spec's pinned
             tokenizer repository (read on the first ``tokenize`` / ``encode_text`` call).
+        revision: registry entries only: read the weights at this commit, branch or tag of the entry's Hub
+            repository instead of the pinned one (``encoderzoo.revisions.at_revision``); recorded in
+            ``encoder.spec.source.revision``, so caches, results and adapted folders carry it. For ``hf-hub:``
+            names write ``hf-hub:org/repo@REVISION``.
 
     Weights are fetched through huggingface_hub at the spec's revision (HF_HUB_OFFLINE and the local cache
     are honoured), converted into the timm module and loaded strictly.
     """
     backend = resolve_backend(attention, device)
+    if revision is not None and isinstance(name, str) and name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):
+        raise ValueError(f"revision= applies to registry entries; for {name!r} write hf-hub:org/repo@REVISION")
     adapted = _adapted_folder(name) if isinstance(name, str) else None
     if adapted is not None:
         if not pretrained:
@@ -89,7 +97,7 @@ def load(
         with_text, state = saved_text_state(spec, state, text, origin)
         weights_size = spec.input_size  # saved weights are already at the saved spec's size
     else:
-        spec = name if isinstance(name, EncoderSpec) else get_spec(name)
+        spec = at_revision(name if isinstance(name, EncoderSpec) else get_spec(name), revision)
         at_image_size(spec, image_size)  # a size the network cannot take fails before any download
         with_text = canonical_text(spec, text)
         state, origin = _read_canonical(spec, weights, with_text) if pretrained else (None, "")

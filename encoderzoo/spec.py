@@ -50,6 +50,12 @@ class WeightSource:
     """Direct download address (weights published outside the Hub); cached under ``$ENCODERZOO_CACHE/weights``."""
     sha256: str | None = None
     """Checksum of the weight file where known; verified on load."""
+    facts_from: str | None = None
+    """Where the repository id, file name, revision and licence were read (an upstream file at a version, or a
+    model card's address): provenance, not part of the weights' identity (caches ignore it)."""
+    verified: str | None = None
+    """Date (YYYY-MM-DD) these facts were last checked against the live source by ``encoderzoo verify``;
+    ``None``: never checked online."""
 
     @property
     def pinned(self) -> bool:

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from .download import DownloadError, download, offline, offline_switch
-from .errors import CorruptWeightsError, GatedWeightsError, WeightsNotFoundError
+from .errors import CorruptWeightsError, GatedWeightsError, PinNotFoundError, WeightsNotFoundError
 from .paths import cache_root
 from .spec import EncoderSpec, WeightSource
 
@@ -95,12 +95,13 @@ def _hub_errors(repo_id: str, revision: str, where: str, fetch: str, gated: bool
             + (" The repository is gated: request access first." if gated else "")
         ) from err
     except RevisionNotFoundError as err:
-        raise WeightsNotFoundError(f"revision {revision!r} does not exist in {repo_id}") from err
+        raise PinNotFoundError(f"the Hub says revision {revision!r} does not exist in {repo_id}") from err
     except EntryNotFoundError as err:
-        raise WeightsNotFoundError(f"{repo_id}@{revision} {no_entry}") from err
+        raise PinNotFoundError(f"the Hub says {repo_id}@{revision} {no_entry}") from err
     except RepositoryNotFoundError as err:
-        raise WeightsNotFoundError(
-            f"repository {repo_id} was not found (or is private and you are not logged in: `hf auth login`)"
+        raise PinNotFoundError(
+            f"the Hub says repository {repo_id} does not exist (or is private and you are not logged in: "
+            "`hf auth login`)"
         ) from err
 
 
@@ -164,7 +165,14 @@ def resolve_weight_file(spec: EncoderSpec) -> Path:
         return url_file(source)
     if not (source.repo_id and source.filename):
         raise WeightsNotFoundError(f"{spec.name} names no weight source; pass weights=PATH")
-    return download_from_hub(source.repo_id, source.filename, source.revision, gated=spec.gated)
+    try:
+        return download_from_hub(source.repo_id, source.filename, source.revision, gated=spec.gated)
+    except PinNotFoundError as err:
+        raise PinNotFoundError(
+            f"{err}. {spec.name} pins {source.repo_id}@{source.revision}/{source.filename}; if that pin is wrong, "
+            f"load another revision: encoderzoo.load({spec.name!r}, revision='main') (CLI: --revision main), and "
+            f"check every pin with `encoderzoo verify {spec.name}`"
+        ) from err
 
 
 def sha256_of(path: Path) -> str:

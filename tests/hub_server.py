@@ -87,12 +87,16 @@ class Commit:
 class Repo:
     repo_id: str
     private: bool
+    gated: str | bool = False
+    """``False``, or the Hub's ``"auto"`` / ``"manual"``: files then need a token in ``granted``."""
+    granted: set[str] = field(default_factory=set)
     branches: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
     commits: dict[str, Commit] = field(default_factory=dict)
     lfs_objects: dict[str, bytes] = field(default_factory=dict)
 
     def resolve(self, revision: str) -> Commit | None:
-        oid = self.branches.get(revision, revision)
+        oid = self.branches.get(revision, self.tags.get(revision, revision))
         return self.commits.get(oid)
 
 
@@ -109,9 +113,11 @@ class HubState:
         self.faults: list[tuple[str, re.Pattern[str]]] = []
         self._counter = itertools.count()
 
-    def new_commit(self, repo: Repo, parent: str | None, message: str, files: dict[str, StoredFile]) -> Commit:
+    def new_commit(
+        self, repo: Repo, parent: str | None, message: str, files: dict[str, StoredFile], oid: str | None = None
+    ) -> Commit:
         seed = f"{repo.repo_id}/{next(self._counter)}/{parent}/{message}".encode()
-        commit = Commit(hashlib.sha1(seed).hexdigest(), parent, message, files)
+        commit = Commit(oid or hashlib.sha1(seed).hexdigest(), parent, message, files)
         repo.commits[commit.oid] = commit
         return commit
 
@@ -238,6 +244,18 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Reply(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
         return repo
 
+    def _check_access(self, repo: Repo) -> None:
+        """A gated repository's files need a token the owner granted access to (the Hub's 403 GatedRepo)."""
+        if not repo.gated:
+            return
+        token = self._auth(required=False)
+        if token not in repo.granted:
+            raise _Reply(
+                403,
+                {"error": f"Access to model {repo.repo_id} is restricted. You must have access to it."},
+                {"X-Error-Code": "GatedRepo", "X-Error-Message": "Access restricted"},
+            )
+
     def _commit(self, repo: Repo, revision: str) -> Commit:
         commit = repo.resolve(unquote(revision))
         if commit is None:
@@ -286,6 +304,7 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and (m := re.fullmatch(rf"/api/models/{REPO_ID}(?:/revision/(?P<rev>[^/]+))?", path)):
             repo = self._repo(m["repo"], write=False)
             commit = self._commit(repo, m["rev"] or "main")
+            blobs = query.get("blobs", ["false"])[0].lower() == "true"
             raise _Reply(
                 200,
                 {
@@ -293,9 +312,32 @@ class _Handler(BaseHTTPRequestHandler):
                     "modelId": repo.repo_id,
                     "sha": commit.oid,
                     "private": repo.private,
-                    "siblings": [{"rfilename": p} for p in sorted(commit.files)],
+                    "gated": repo.gated,
+                    "siblings": [_sibling(p, f, blobs) for p, f in sorted(commit.files.items())],
                 },
             )
+        if method == "GET" and (m := re.fullmatch(rf"/api/models/{REPO_ID}/refs", path)):
+            repo = self._repo(m["repo"], write=False)
+            refs = lambda kind, names: [  # noqa: E731
+                {"name": n, "ref": f"refs/{kind}/{n}", "targetCommit": oid} for n, oid in sorted(names.items())
+            ]
+            body = {"branches": refs("heads", repo.branches), "tags": refs("tags", repo.tags), "converts": []}
+            raise _Reply(200, body)
+        if method == "GET" and (m := re.fullmatch(rf"/api/models/{REPO_ID}/commits/(?P<rev>[^/]+)", path)):
+            repo = self._repo(m["repo"], write=False)
+            oid: str | None = self._commit(repo, m["rev"]).oid
+            history = []
+            while oid is not None:
+                commit = repo.commits[oid]
+                history.append(
+                    {"id": commit.oid, "title": commit.message, "message": commit.message,
+                     "authors": [{"user": "tester"}], "date": "2026-01-01T00:00:00.000Z"}
+                )
+                oid = commit.parent
+            raise _Reply(200, history)
+        if method == "GET" and (m := re.fullmatch(rf"/api/models/{REPO_ID}/auth-check", path)):
+            self._check_access(self._repo(m["repo"], write=False))
+            raise _Reply(200, {})
         if method == "GET" and (m := re.fullmatch(rf"/api/models/{REPO_ID}/tree/(?P<rev>[^/]+)(?P<sub>/.*)?", path)):
             repo = self._repo(m["repo"], write=False)
             commit = self._commit(repo, m["rev"])
@@ -304,6 +346,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Reply(200, _tree(commit, prefix, recursive))
         if method in ("GET", "HEAD") and (m := re.fullmatch(rf"/{REPO_ID}/resolve/(?P<rev>[^/]+)/(?P<file>.+)", path)):
             repo = self._repo(m["repo"], write=False)
+            self._check_access(repo)
             commit = self._commit(repo, m["rev"])
             stored = commit.files.get(unquote(m["file"]))
             headers = {"X-Repo-Commit": commit.oid}
@@ -422,6 +465,17 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
 
+def _sibling(path: str, stored: StoredFile, blobs: bool) -> dict:
+    """A ``siblings`` entry of the model info; with ``?blobs=true`` (``files_metadata=True``) sizes and LFS data."""
+    if not blobs:
+        return {"rfilename": path}
+    item: dict = {"rfilename": path, "blobId": stored.blob_id, "size": len(stored.content)}
+    if stored.lfs:
+        pointer = len(lfs_pointer(stored.sha256, len(stored.content)))
+        item["lfs"] = {"sha256": stored.sha256, "size": len(stored.content), "pointerSize": pointer}
+    return item
+
+
 def _tree(commit: Commit, prefix: str, recursive: bool) -> list[dict]:
     entries: dict[str, dict] = {}
     for path, stored in sorted(commit.files.items()):
@@ -479,14 +533,45 @@ class HubServer:
         with self.state.lock:
             self.state.faults.append((method, re.compile(path_regex)))
 
-    def create_repo(self, repo_id: str, files: dict[str, bytes] | None = None, private: bool = False) -> None:
-        """Seed a repository directly (for 'already exists' tests)."""
+    def create_repo(
+        self,
+        repo_id: str,
+        files: dict[str, bytes] | None = None,
+        private: bool = False,
+        gated: str | bool = False,
+        granted: set[str] | frozenset[str] = frozenset(),
+        oid: str | None = None,
+    ) -> str:
+        """Seed a repository directly (for 'already exists' tests); returns the commit on ``main`` (``oid``: that
+        commit's id, e.g. a revision a spec pins)."""
         with self.state.lock:
-            repo = Repo(repo_id, private=private)
+            repo = Repo(repo_id, private=private, gated=gated, granted=set(granted))
             stored = {".gitattributes": StoredFile(b"", lfs=False)}
             for path, content in (files or {}).items():
                 stored[path] = StoredFile(content, lfs=path.endswith(LFS_SUFFIXES))
                 if stored[path].lfs:
                     repo.lfs_objects[stored[path].sha256] = content
-            repo.branches["main"] = self.state.new_commit(repo, None, "seed", stored).oid
+            repo.branches["main"] = self.state.new_commit(repo, None, "seed", stored, oid).oid
             self.state.repos[repo_id] = repo
+            return repo.branches["main"]
+
+    def add_commit(self, repo_id: str, files: dict[str, bytes], branch: str = "main", message: str = "update") -> str:
+        """A new commit on ``branch`` with ``files`` added or replaced; returns its id (the old head stays in the
+        branch's history)."""
+        with self.state.lock:
+            repo = self.state.repos[repo_id]
+            parent = repo.commits[repo.branches[branch]]
+            stored = dict(parent.files)
+            for path, content in files.items():
+                stored[path] = StoredFile(content, lfs=path.endswith(LFS_SUFFIXES))
+                if stored[path].lfs:
+                    repo.lfs_objects[stored[path].sha256] = content
+            repo.branches[branch] = self.state.new_commit(repo, parent.oid, message, stored).oid
+            return repo.branches[branch]
+
+    def tag(self, repo_id: str, name: str, revision: str) -> None:
+        with self.state.lock:
+            repo = self.state.repos[repo_id]
+            commit = repo.resolve(revision)
+            assert commit is not None, revision
+            repo.tags[name] = commit.oid
