@@ -1,9 +1,9 @@
 """The model card of an adapted folder: huggingface_hub ``ModelCard`` metadata + our template.
 
 ``adapted_card(folder)`` reads only ``encoderzoo.json`` and ``results.json`` (checked by
-``encoderzoo.hub.read_adapted_folder``), so the card always describes the files next to it. The YAML header
+``encoderzoo.adapted_folder.read_adapted_folder``), so the card always describes the files next to it. The YAML header
 carries ``base_model`` (the base's canonical Hub repository; its revision in ``base_model_revision``),
-``library_name: encoderzoo``, the licence inherited from the base (``encoderzoo.hub.base_terms``), tags,
+``library_name: encoderzoo``, the licence inherited from the base (``encoderzoo.licences.base_terms``), tags,
 datasets and ``eval_results`` from the test metrics; the prose states intended use, data, protocol, trainable
 parameters, preprocessing, limitations, licence conditions and citations.
 """
@@ -16,9 +16,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .adapted_folder import CARD_FILE, AdaptedFolder, public_dataset, read_adapted_folder
 from .cards import template_environment
-from .hub import CARD_FILE, AdaptedFolder, base_terms, read_adapted_folder
-from .hub import _public_dataset as public_dataset
+from .licences import BaseTerms, base_terms
 
 METRICS = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "auroc": "roc_auc"}
 """results.json metric -> Hub metric id."""
@@ -77,12 +77,13 @@ def metric_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def card_data(folder: AdaptedFolder):
-    """The ``ModelCardData`` of an adapted folder (what the YAML header holds)."""
+def card_data(folder: AdaptedFolder, terms: BaseTerms | None = None):
+    """The ``ModelCardData`` of an adapted folder (what the YAML header holds); ``terms``: the base's, if the
+    caller has them already."""
     from huggingface_hub import EvalResult, ModelCardData
 
     spec, meta = folder.spec, folder.meta
-    terms = base_terms(meta)
+    terms = terms or base_terms(meta)
     dataset = public_dataset(meta["dataset"])
     name = model_name(folder)
     task_type = "image-classification"
@@ -118,14 +119,17 @@ def card_data(folder: AdaptedFolder):
     )
 
 
-def adapted_card(folder: str | os.PathLike[str], repo_id: str | None = None):
-    """The ``huggingface_hub.ModelCard`` of the adapted ``folder`` (``repo_id`` fills the loading example)."""
+def adapted_card(
+    folder: AdaptedFolder | str | os.PathLike[str], repo_id: str | None = None, terms: BaseTerms | None = None
+):
+    """The ``huggingface_hub.ModelCard`` of the adapted ``folder`` (``repo_id`` fills the loading example); an
+    ``AdaptedFolder`` already read, and the base's ``terms`` already decided, are used as they are."""
     from huggingface_hub import ModelCard
 
-    adapted = read_adapted_folder(folder)
+    adapted = folder if isinstance(folder, AdaptedFolder) else read_adapted_folder(folder)
     spec, meta, results = adapted.spec, adapted.meta, adapted.results
-    terms = base_terms(meta)
-    data = card_data(adapted)
+    terms = terms or base_terms(meta)
+    data = card_data(adapted, terms)
     source = spec.source
     if source.repo_id:
         upstream = f"[`{source.repo_id}`](https://huggingface.co/{source.repo_id})"
@@ -186,11 +190,11 @@ def adapted_card(folder: str | os.PathLike[str], repo_id: str | None = None):
     return ModelCard(text)
 
 
-def write_card(folder: str | os.PathLike[str], repo_id: str | None = None) -> Path:
+def write_card(folder: AdaptedFolder | str | os.PathLike[str], repo_id: str | None = None) -> Path:
     """Write the card as ``README.md`` into ``folder`` (atomically) and return its path."""
     from .atomic import atomic_write
 
-    path = Path(folder) / CARD_FILE
+    path = (folder.path if isinstance(folder, AdaptedFolder) else Path(folder)) / CARD_FILE
     text = str(adapted_card(folder, repo_id))
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path
