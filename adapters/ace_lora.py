@@ -31,7 +31,7 @@ from ..errors import EncoderZooError
 from ..text.api import text_tower
 from .ace_hgnn import AceHgnn, AceSettings, ace_inputs
 from .losses import label_guided_info_nce
-from .model import TASKS, _tuples
+from .settings import TASKS, tuples_from_json
 
 _SLICE_NAMES = {"query": "q", "q_proj": "q", "key": "k", "k_proj": "k", "value": "v", "v_proj": "v"}
 
@@ -263,7 +263,7 @@ def dataset_config(config: dict, label_names: Sequence[str], task: str, dataset:
     the task and the class prompts of ``dataset``."""
     from dataclasses import asdict
 
-    settings = asdict(AceLoraSettings(**_tuples(config)))
+    settings = asdict(AceLoraSettings(**tuples_from_json(config)))
     return {
         **settings,
         "targets": list(settings["targets"]),

@@ -45,7 +45,7 @@ from torch import nn
 from ..errors import EncoderZooError
 from ..text.api import text_tower, tokenizer_of
 from ..text.towers import image_text_logits
-from .model import TASKS
+from .settings import TASKS
 
 if TYPE_CHECKING:
     from ..encoder import Encoder

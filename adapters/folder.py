@@ -1,16 +1,6 @@
-"""The adapted folder: what ``encoderzoo adapt --out DIR`` leaves and ``load("local-dir:DIR")`` rebuilds.
+"""Saving and rebuilding adapted encoders: what ``encoderzoo adapt --out DIR`` leaves and ``load("local-dir:DIR")``
+rebuilds. The folder's layout, its file names and its checks live in ``encoderzoo.adapted_folder``.
 
-```
-encoderzoo.json        base (name it was loaded by, spec, revision, weight fingerprint), method and its config,
-                       task, label names, dataset, image size, parameter counts
-adapter_config.json    LoRA only: peft's own layout, so plain `PeftModel.from_pretrained(timm_trunk, DIR)` works
-adapter_model.safetensors
-adapter.safetensors    prompts / ACE-HGNN / full fine-tuning: every trainable tensor outside the head
-head.safetensors       the classification head
-results.json           test metrics in the probe schema, plus the training history
-README.md              the model card (when the card module is installed)
-checkpoints/           training state for --resume (never pushed)
-```
 Base weights are never copied: the folder names its base and the base's weight fingerprint, and loading
 refuses a base whose spec or fingerprint differs.
 """
@@ -23,21 +13,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from .. import __version__
+from ..adapted_folder import (  # noqa: F401  (RESULTS_FILE, CHECKPOINT_DIR: re-exported for adapt)
+    ADAPTER_FILE,
+    CHECKPOINT_DIR,
+    FORMAT_VERSION,
+    HEAD_FILE,
+    RESULTS_FILE,
+    SPEC_FILE,
+    AdaptedFolder,
+    InvalidAdaptedFolderError,
+    read_adapted_folder,
+)
 from ..atomic import atomic_write
 from ..engine import weights_fingerprint
+from ..loading import LOCAL_DIR_PREFIX, load, register_folder_kind
+from ..resolution import ImageSizeError
 from ..spec import EncoderSpec
-from .lora import ADAPTER_FILES
-from .model import TEXT_METHODS, AdaptedEncoder, AdapterError, head_outputs
-
-SPEC_FILE = "encoderzoo.json"
-HEAD_FILE = "head.safetensors"
-ADAPTER_FILE = "adapter.safetensors"
-RESULTS_FILE = "results.json"
-CHECKPOINT_DIR = "checkpoints"
-FORMAT_VERSION = 1
+from .model import TEXT_METHODS, AdaptedEncoder, AdapterError
 
 
 def is_adapted_folder(meta: dict) -> bool:
@@ -98,6 +93,7 @@ def save_adapted(model: AdaptedEncoder, folder: str | os.PathLike[str], meta: di
 
 
 def read_meta(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """``encoderzoo.json`` of an adapted folder, checked (``read_adapted_folder`` does the whole folder)."""
     path = Path(folder) / SPEC_FILE
     if not path.is_file():
         raise AdapterError(f"{folder} has no {SPEC_FILE}: it was not written by `encoderzoo adapt`")
@@ -107,51 +103,49 @@ def read_meta(folder: str | os.PathLike[str]) -> dict[str, Any]:
         raise AdapterError(f"{path} is not valid JSON ({err}); the folder is damaged") from err
     if not is_adapted_folder(meta):
         raise AdapterError(f"{folder} holds a saved encoder, not an adapted one (no kind='adapted' in {SPEC_FILE})")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise AdapterError(f"{folder} was written by a newer encoderzoo (format {meta['format_version']}); upgrade")
     return meta
 
 
 def load_adapted(
-    folder: str | os.PathLike[str],
+    folder: AdaptedFolder | str | os.PathLike[str],
     *,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     attention: str = "auto",
     weights: str | os.PathLike[str] | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> AdaptedEncoder:
     """Rebuild an adapted encoder: load its base (by the name it was adapted from, or ``weights=PATH``), check
-    the base's spec and weight fingerprint, apply the adapter and head."""
-    from ..loading import LOCAL_DIR_PREFIX, load
+    the base's spec and weight fingerprint, apply the adapter and head.
 
-    folder = Path(folder)
-    meta = read_meta(folder)
+    ``folder`` is checked once (``read_adapted_folder``; ``meta``: its ``encoderzoo.json`` already parsed) and
+    every file is read once: the head and adapter tensors from that check, a LoRA adapter's files by peft.
+    """
+    if not isinstance(folder, AdaptedFolder):
+        try:
+            folder = read_adapted_folder(folder, meta=meta, require_results=False, read_lora=False)
+        except InvalidAdaptedFolderError as err:
+            raise AdapterError(str(err)) from err
+    meta, saved_spec = folder.meta, folder.spec
     base_meta = meta["base"]
-    saved_spec = EncoderSpec.from_dict({**base_meta["spec"], "tiny": {}})
     base_name = base_meta["name"]
     text = True if meta["method"] in TEXT_METHODS else None  # coop needs the base's text tower
     if base_name.startswith(LOCAL_DIR_PREFIX) or base_name.startswith("hf-hub:"):
-        base = load(base_name, attention=attention, text=text)
-        check_architecture(base.spec, saved_spec, str(folder), with_size=False)  # before resizing: a clear error
-        if base.spec.input_size != saved_spec.input_size:  # adapted at another size: the base runs at that size
+        # at the size the adapter was trained at (a no-op where the base was saved at that size): one weight read
+        try:
             base = load(base_name, attention=attention, text=text, image_size=saved_spec.input_size)
+        except ImageSizeError:  # another architecture cannot take that size: say so plainly
+            check_architecture(load(base_name, attention=attention, text=text).spec, saved_spec, str(folder.path),
+                               with_size=False)
+            raise
     else:
         base = load(saved_spec, attention=attention, weights=weights, text=text)
-    check_base(base, saved_spec, base_meta["weights_fingerprint"], str(folder))
-    lora_folder = None
-    if meta["method"] == "lora":
-        missing = [f for f in ADAPTER_FILES if not (folder / f).is_file()]
-        if missing:
-            raise AdapterError(f"{folder} is a LoRA adapter but lacks {missing}")
-        lora_folder = folder
+    check_base(base, saved_spec, base_meta["weights_fingerprint"], str(folder.path))
+    lora_folder = folder.path if meta["method"] == "lora" else None
     model = AdaptedEncoder(base, meta["method"], meta["method_config"], meta["num_outputs"], lora_folder=lora_folder)
     if model.method not in ("head", "lora"):
-        model.load_trainable_state(_read_tensors(folder / ADAPTER_FILE), str(folder / ADAPTER_FILE))
-    head = _read_tensors(folder / HEAD_FILE)
-    expected = head_outputs(meta["task"], len(meta["label_names"]))
-    if head.get("weight") is None or head["weight"].shape[0] != expected:
-        raise AdapterError(f"{folder / HEAD_FILE} does not hold a {expected}-output head for task {meta['task']}")
-    model.head.load_state_dict(head)
+        model.load_trainable_state(folder.tensors[ADAPTER_FILE], str(folder.path / ADAPTER_FILE))
+    model.head.load_state_dict(folder.tensors[HEAD_FILE])
     return model.to(device=device, dtype=dtype).eval()
 
 
@@ -187,10 +181,4 @@ def check_base(base: torch.nn.Module, saved_spec: EncoderSpec, fingerprint: str,
         )
 
 
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise AdapterError(f"{path} is missing: the adapted folder is incomplete")
-    try:
-        return load_file(str(path))
-    except Exception as err:  # safetensors raises several types for damaged files
-        raise AdapterError(f"{path} cannot be read ({err}); the file is damaged: re-run or re-download it") from err
+register_folder_kind("adapted", load_adapted)

@@ -37,11 +37,11 @@ from torch import nn
 from ..encoder import Encoder, Tokens
 from ..errors import EncoderZooError
 from ..spec import EncoderSpec
+from .settings import TASKS, tuples_from_json  # noqa: F401  (TASKS re-exported)
 
 METHODS: tuple[str, ...] = ("head", "lora", "vpt", "vpt-deep", "ace-hgnn", "full", "coop", "ace-lora")
 TEXT_METHODS: tuple[str, ...] = ("coop", "ace-lora")
 """Methods that need the base's text tower (``load(..., text=True)``)."""
-TASKS: tuple[str, ...] = ("binary", "multi-class", "multi-label")
 
 
 class AdapterError(EncoderZooError):
@@ -95,7 +95,7 @@ class AdaptedEncoder(nn.Module):
         elif method == "lora":
             from .lora import LoraSettings, add_lora
 
-            add_lora(encoder, LoraSettings(**_tuples(self.method_config)))
+            add_lora(encoder, LoraSettings(**tuples_from_json(self.method_config)))
         elif method in ("vpt", "vpt-deep"):
             from .prompt import PromptSettings, add_prompts
 
@@ -107,11 +107,11 @@ class AdaptedEncoder(nn.Module):
         elif method == "coop":
             from .coop import CoopPrompts, CoopSettings
 
-            self.coop = CoopPrompts(encoder, CoopSettings(**_tuples(self.method_config)))
+            self.coop = CoopPrompts(encoder, CoopSettings(**tuples_from_json(self.method_config)))
         elif method == "ace-lora":
             from .ace_lora import AceLoraClassifier
 
-            self.ace_lora = AceLoraClassifier(encoder, _tuples(self.method_config))
+            self.ace_lora = AceLoraClassifier(encoder, tuples_from_json(self.method_config))
         self.head = nn.Linear(self.embed_dim, num_outputs)
         if self.coop is not None or self.ace_lora is not None:  # logits from image-text similarity: no head
             nn.init.zeros_(self.head.weight)
@@ -231,8 +231,3 @@ class AdaptedEncoder(nn.Module):
 
     def extra_repr(self) -> str:
         return f"method={self.method}, config={self.method_config}"
-
-
-def _tuples(config: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON lists back to the tuples the frozen settings dataclasses hold."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}

@@ -96,14 +96,14 @@ def read_adapted_folder(
     *,
     meta: dict[str, Any] | None = None,
     require_results: bool = True,
-    read_lora_weights: bool = True,
+    read_lora: bool = True,
 ) -> AdaptedFolder:
     """Check ``folder`` and return it; ``InvalidAdaptedFolderError`` says what is wrong and what to do.
 
     ``meta``: ``encoderzoo.json`` already parsed by the caller (it is not read again). ``require_results``:
     ``False`` accepts a folder without ``results.json`` (saved before testing, e.g. to load it); results that are
-    there are checked either way. ``read_lora_weights=False`` leaves peft's weight file to peft, which reads it when
-    the adapter is attached (so loading reads it once).
+    there are checked either way. ``read_lora=False`` leaves peft's two files to peft, which reads and checks them
+    when it attaches the adapter (so loading reads them once).
     """
     path = Path(folder).expanduser()
     if not path.is_dir():
@@ -150,9 +150,8 @@ def read_adapted_folder(
     tensors = {HEAD_FILE: _read_safetensors(path / HEAD_FILE)}
     _check_head(path, tensors[HEAD_FILE], meta)
     if method == "lora":
-        lora = _check_lora(path, meta, read_weights=read_lora_weights)
-        if lora is not None:
-            tensors[PEFT_WEIGHTS_FILE] = lora
+        if read_lora:
+            tensors[PEFT_WEIGHTS_FILE] = _check_lora(path, meta)
     elif method != "head":
         tensors[ADAPTER_FILE] = _read_safetensors(path / ADAPTER_FILE)
         if not tensors[ADAPTER_FILE]:
@@ -210,7 +209,7 @@ def _check_head(path: Path, head: dict[str, Any], meta: dict[str, Any]) -> None:
         )
 
 
-def _check_lora(path: Path, meta: dict[str, Any], *, read_weights: bool = True) -> dict[str, Any] | None:
+def _check_lora(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     config = _read_json(path / PEFT_CONFIG_FILE, what="peft LoRA config")
     if str(config.get("peft_type", "")).upper() != "LORA":
         raise InvalidAdaptedFolderError(f"{path / PEFT_CONFIG_FILE} is not a LoRA config (peft_type "
@@ -224,8 +223,6 @@ def _check_lora(path: Path, meta: dict[str, Any], *, read_weights: bool = True) 
             f"{path / PEFT_CONFIG_FILE} disagrees with method_config in {SPEC_FILE} on {differ}: the adapter "
             "files come from another run"
         )
-    if not read_weights:
-        return None
     tensors = _read_safetensors(path / PEFT_WEIGHTS_FILE)
     if not any("lora_" in k for k in tensors):
         raise InvalidAdaptedFolderError(f"{path / PEFT_WEIGHTS_FILE} holds no LoRA tensors")

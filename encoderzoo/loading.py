@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -79,21 +81,25 @@ def load(
     backend = resolve_backend(attention, device)
     if revision is not None and isinstance(name, str) and name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):
         raise ValueError(f"revision= applies to registry entries; for {name!r} write hf-hub:org/repo@REVISION")
-    adapted = _adapted_folder(name) if isinstance(name, str) else None
-    if adapted is not None:
+    by_folder = isinstance(name, str) and name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX))
+    saved = _saved_meta(name) if by_folder else None
+    if saved is not None and saved.get("kind") is not None:  # a folder another package knows how to rebuild
+        kind = saved["kind"]
         if not pretrained:
-            raise ValueError(f"{name!r} is an adapted encoder; pretrained=False does not apply")
+            raise ValueError(f"{name!r} is an {kind} encoder; pretrained=False does not apply")
         if image_size is not None:
-            raise ValueError(f"{name!r} is an adapted encoder: it runs at the size it was adapted at")
+            raise ValueError(f"{name!r} is an {kind} encoder: it runs at the size it was {kind} at")
         if text or tokenizer is not None:
-            raise ValueError(f"{name!r} is an adapted encoder; text towers of adapted encoders are not supported")
-        from .adapters.folder import load_adapted
-
-        return load_adapted(adapted, device=device, dtype=dtype, attention=attention, weights=weights)
-    if isinstance(name, str) and name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):
+            raise ValueError(f"{name!r} is an {kind} encoder; text towers of {kind} encoders are not supported")
+        loader = folder_loader(kind, name)
+        return loader(_whole_folder(name), device=device, dtype=dtype, attention=attention, weights=weights, meta=saved)
+    if by_folder:
         if weights is not None or not pretrained:
             raise ValueError(f"{name!r} carries its own weights; weights= and pretrained=False do not apply")
-        spec, state, origin = _read_saved(name)
+        if saved is None:
+            raise WeightsNotFoundError(f"{name.removeprefix(LOCAL_DIR_PREFIX)} has no {SPEC_FILE}: it was not saved by "
+                                       "encoderzoo.save_pretrained or encoderzoo adapt")
+        spec, state, origin = _read_saved(name, saved)
         with_text, state = saved_text_state(spec, state, text, origin)
         weights_size = spec.input_size  # saved weights are already at the saved spec's size
     else:
@@ -127,35 +133,58 @@ def _read_canonical(
     return converted, str(path)
 
 
-def _adapted_folder(name: str) -> Path | None:
-    """The local folder of an adapted encoder (``encoderzoo adapt`` output) named by ``name``, else ``None``.
-
-    ``hf-hub:`` repositories are fetched whole (adapter files, head, card) once their ``encoderzoo.json`` says
-    they hold an adapted encoder; the base weights are never in them and are loaded by the base's own name.
-    """
+def _saved_meta(name: str) -> dict | None:
+    """``encoderzoo.json`` of a ``local-dir:`` / ``hf-hub:`` name (a saved or an adapted encoder), read once;
+    ``None`` for a local folder without one."""
     if name.startswith(LOCAL_DIR_PREFIX):
-        folder = Path(name.removeprefix(LOCAL_DIR_PREFIX)).expanduser()
-        spec_path = folder / SPEC_FILE
-        return folder if spec_path.is_file() and json.loads(spec_path.read_text()).get("kind") == "adapted" else None
-    if name.startswith(HF_HUB_PREFIX):
-        repo, _, revision = name.removeprefix(HF_HUB_PREFIX).partition("@")
-        meta = json.loads(download_from_hub(repo, SPEC_FILE, revision or "main").read_text())
-        if meta.get("kind") == "adapted":
-            return snapshot_from_hub(repo, revision or "main")
-    return None
-
-
-def _read_saved(name: str) -> tuple[EncoderSpec, dict, str]:
-    if name.startswith(LOCAL_DIR_PREFIX):
-        folder = Path(name.removeprefix(LOCAL_DIR_PREFIX)).expanduser()
-        spec_path, weights_path = folder / SPEC_FILE, folder / WEIGHTS_FILE
+        spec_path = Path(name.removeprefix(LOCAL_DIR_PREFIX)).expanduser() / SPEC_FILE
         if not spec_path.is_file():
-            raise WeightsNotFoundError(f"{folder} has no {SPEC_FILE}: it was not saved by encoderzoo.save_pretrained")
+            return None
     else:
         repo, _, revision = name.removeprefix(HF_HUB_PREFIX).partition("@")
         spec_path = download_from_hub(repo, SPEC_FILE, revision or "main")
+    return json.loads(spec_path.read_text())
+
+
+FolderLoader = Callable[..., torch.nn.Module]
+_FOLDER_LOADERS: dict[str, FolderLoader] = {}
+PLUGIN_PACKAGES = ("encoderzoo.adapters",)
+"""Packages that register folder kinds when imported (``encoderzoo.adapters``: ``kind: "adapted"``). They are
+imported by name the first time a folder of an unknown kind is met, so this core module never imports them."""
+
+
+def register_folder_kind(kind: str, loader: FolderLoader) -> None:
+    """``load("local-dir:DIR")`` / ``load("hf-hub:...")`` of a folder whose ``encoderzoo.json`` says ``kind`` calls
+    ``loader(folder, device=, dtype=, attention=, weights=, meta=)`` (``meta``: that file, already parsed)."""
+    _FOLDER_LOADERS[kind] = loader
+
+
+def folder_loader(kind: str, name: str) -> FolderLoader:
+    if kind not in _FOLDER_LOADERS:
+        for package in PLUGIN_PACKAGES:
+            importlib.import_module(package)
+    if kind not in _FOLDER_LOADERS:
+        raise WeightsNotFoundError(f"{name}: its {SPEC_FILE} says kind={kind!r}, which this encoderzoo cannot load")
+    return _FOLDER_LOADERS[kind]
+
+
+def _whole_folder(name: str) -> Path:
+    """The local folder of a folder-kind encoder ``name``: ``hf-hub:`` repositories are fetched whole (adapter
+    files, head, card); the base weights are never in them and are loaded by the base's own name."""
+    if name.startswith(LOCAL_DIR_PREFIX):
+        return Path(name.removeprefix(LOCAL_DIR_PREFIX)).expanduser()
+    repo, _, revision = name.removeprefix(HF_HUB_PREFIX).partition("@")
+    return snapshot_from_hub(repo, revision or "main")
+
+
+def _read_saved(name: str, meta: dict) -> tuple[EncoderSpec, dict, str]:
+    """The spec (from ``meta``, already read) and the weights of the saved encoder ``name``."""
+    if name.startswith(LOCAL_DIR_PREFIX):
+        weights_path = Path(name.removeprefix(LOCAL_DIR_PREFIX)).expanduser() / WEIGHTS_FILE
+    else:
+        repo, _, revision = name.removeprefix(HF_HUB_PREFIX).partition("@")
         weights_path = download_from_hub(repo, WEIGHTS_FILE, revision or "main")
-    spec = EncoderSpec.from_dict(json.loads(spec_path.read_text())["spec"])
+    spec = EncoderSpec.from_dict(meta["spec"])
     return spec, read_state_dict(weights_path), str(weights_path)
 
 
