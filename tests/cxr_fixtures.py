@@ -51,16 +51,19 @@ MIMIC_LABELS = [
 ]  # alphabetical, as in mimic-cxr-2.0.0-chexpert.csv
 
 
-def write_mimic(root: Path) -> Path:
-    """6 subjects x 2 studies; each study a PA (or AP) image and a LATERAL one; subject 10000005's second study has
+def write_mimic(root: Path, subjects: int = 6, test_subjects: int = 1, image=None) -> Path:
+    """``subjects`` x 2 studies; each study a PA (or AP) image and a LATERAL one; subject 10000005's second study has
     a blank ViewPosition image; study 50000011 has no label row. Study 1 of each subject: Pneumonia 1.0, Edema -1.0;
-    study 2: No Finding 1.0, everything else blank. Official split: subjects 0-3 train, 4 validate, 5 test."""
+    study 2: No Finding 1.0, everything else blank. Official split: the last ``test_subjects`` subjects test, the
+    one before them validate, the rest train. ``image(pneumonia: bool)`` makes the pixels (default: noise)."""
     split_rows, label_rows, meta_rows = [], [], []
-    for s in range(6):
-        subject = f"1000000{s}"
-        split = "train" if s < 4 else ("validate" if s == 4 else "test")
+    for s in range(subjects):
+        subject = f"100000{s:02d}"
+        split = (
+            "test" if s >= subjects - test_subjects else ("validate" if s == subjects - test_subjects - 1 else "train")
+        )
         for k in (0, 1):
-            study = f"5000000{s}" if k == 0 else f"500000{s + 10}"
+            study = f"500000{s:02d}" if k == 0 else f"5000{s + 10:04d}"
             labels = dict.fromkeys(MIMIC_LABELS, "")
             if k == 0:
                 labels.update({"Pneumonia": "1.0", "Edema": "-1.0", "Cardiomegaly": "0.0"})
@@ -71,7 +74,8 @@ def write_mimic(root: Path) -> Path:
             views = ["PA" if s % 2 else "AP", "LATERAL"] + ([""] if (s, k) == (5, 1) else [])
             for v, view in enumerate(views):
                 dicom = f"d{s}{k}{v}-{'x' * 8}"
-                write_png(root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}" / f"{dicom}.jpg", _pixels())
+                pixels = image(k == 0) if image else _pixels()
+                write_png(root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}" / f"{dicom}.jpg", pixels)
                 split_rows.append([dicom, study, subject, split])
                 meta_rows.append([dicom, subject, study, "CHEST (PA AND LAT)", view, 12, 10, 21800506, 213014.531])
     write_csv(root / "mimic-cxr-2.0.0-split.csv.gz", ["dicom_id", "study_id", "subject_id", "split"], split_rows, True)
