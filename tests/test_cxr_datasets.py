@@ -71,6 +71,11 @@ def test_mimic_uncertain_policy_and_views_all(tmp_path, policy, expected):
     assert sum(lateral_only.num_samples(s) for s in lateral_only.splits) == 11
 
 
+def test_official_test_only_release_is_not_described_as_cut(tmp_path):
+    ds = open_dataset(f"mimic-cxr:{write_mimic(tmp_path, subjects=3, test_subjects=3)}")
+    assert ds.splits == ("test",) and ds.extra["split"] == "official" and "seed" not in ds.extra
+
+
 def test_mimic_missing_columns_are_named(tmp_path):
     root = write_mimic(tmp_path)
     with gzip.open(root / "mimic-cxr-2.0.0-metadata.csv.gz", "wt") as fh:

@@ -159,3 +159,25 @@ def test_adapt_scores_the_test_dataset(effnet_tiny, tmp_path, one_thread):
     assert adapted["auroc_per_label"]["Lung Opacity"] is None
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["external_validation"]["test_dataset"] == f"mimic-cxr:{mimic}"
+
+
+def test_readme_external_validation_output_is_the_committed_run():
+    """The README's pasted output is what the code prints for the committed results.json of that run."""
+    import re
+    from pathlib import Path
+
+    from encoderzoo.evaluate import results_table
+
+    root = Path(__file__).resolve().parents[1]
+    results = json.loads((root / "benchmarks" / "results" / "external_validation_kermany_cpu.json").read_text())
+    text = (root / "README.md").read_text()
+    block = re.search(
+        r"<!-- external-validation:start -->\n```\n(.*?)\n```\n<!-- external-validation:end -->", text, re.S
+    )
+    assert block and block.group(1) == results_table(results) + "\n" + per_label_table(results)
+    assert results["external_validation"]["labels_scored"] == ["Pneumonia", "Lung Opacity"]
+    internal = json.loads((root / "benchmarks" / "results" / "internal_rsna_kermany_cpu.json").read_text())
+    stated = re.search(r"reach AUROC ([\d.]+) \(kNN\) and\s+([\d.]+) \(linear\)", text)
+    assert stated and [float(v) for v in stated.groups()] == [
+        round(internal["probes"][p]["auroc"]["mean"], 3) for p in ("knn", "linear")
+    ]

@@ -96,7 +96,7 @@ def assign_splits(spec: str, records: list[Record], options: CxrOptions) -> tupl
     labels = np.stack([np.asarray(r.label) for r in records])
     official = [r.split for r in records]
     if all(s is not None for s in official):
-        if "val" in official:
+        if "val" in official or "train" not in official:  # nothing to cut a val split from
             return list(official), {"split": "official"}
         train = [i for i, s in enumerate(official) if s == "train"]
         cut = seeded_split(
