@@ -136,6 +136,8 @@ def write_siim(root: Path, leading_space: bool = True) -> Path:
             rows.append([image_id, "-1"])
         folder = root / "dicom-images-train" / f"1.2.276.0.7230010.3.1.2.{i}" / f"1.2.276.0.7230010.3.1.3.{i}"
         write_dicom(folder / f"{image_id}.dcm", _pixels(), PatientID=patient, ViewPosition="PA")
+    if leading_space:  # the Kaggle file: "ImageId, EncodedPixels" and values after ", "
+        rows = [[image_id, f" {value}"] for image_id, value in rows]
     write_csv(root / "train-rle.csv", ["ImageId", " EncodedPixels" if leading_space else "EncodedPixels"], rows)
     return root
 

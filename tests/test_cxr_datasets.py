@@ -115,6 +115,20 @@ def test_rsna_jpeg_conversion_and_view_filter(tmp_path):
     assert sum(pa.num_samples(s) for s in pa.splits) == 20 and pa.extra["views"]["dropped"] == {"AP": 20}
 
 
+def test_view_not_recorded_is_kept_by_default_and_dropped_by_an_explicit_list(tmp_path):
+    from .datasets_fixtures import write_dicom
+
+    root = write_rsna(tmp_path)
+    first = sorted((root / "stage_2_train_images").glob("*.dcm"))[0]
+    write_dicom(first, np.zeros((12, 10), np.uint16))  # no ViewPosition tag
+    default = open_dataset(f"rsna-pneumonia:{root}")
+    assert sum(default.num_samples(s) for s in default.splits) == 40
+    assert default.extra["views"]["view_not_recorded_kept"] == 1
+    explicit = open_dataset(f"rsna-pneumonia:{root}?views=PA,AP")
+    assert sum(explicit.num_samples(s) for s in explicit.splits) == 39
+    assert explicit.extra["views"]["dropped"] == {"(unknown)": 1}
+
+
 def test_rsna_detailed_class_info_must_agree(tmp_path):
     root = write_rsna(tmp_path)
     rows = (root / "stage_2_detailed_class_info.csv").read_text().splitlines()
@@ -195,6 +209,18 @@ def test_siim_rle_rows_become_one_label_and_patients_stay_together(tmp_path, lea
     assert all(len(s) == 1 for s in by_patient.values())  # both images of a patient in one split
 
 
+def test_siim_missing_dicom_is_named_or_skipped(tmp_path):
+    root = write_siim(tmp_path)
+    victim = next((root / "dicom-images-train").rglob("*.1000.*.dcm"))
+    victim.unlink()
+    with pytest.raises(DatasetNotFoundError, match=r"(?s)1 of the 24 listed image files do not exist.*\.1000\."):
+        open_dataset(f"siim-pneumothorax:{root}")
+    ds = open_dataset(f"siim-pneumothorax:{root}?skip_corrupt=1")
+    split = next(s for s in ds.splits if any(".1000." in i for i in ds.sample_ids(s)))
+    images = ds.read(split, 0, ds.num_samples(split))
+    assert [im is None for im in images] == [".1000." in i for i in ds.sample_ids(split)]
+
+
 # --- VinDr-CXR -------------------------------------------------------------------------------------------------------
 
 
@@ -248,6 +274,21 @@ def test_covidx_official_splits_and_bad_class(tmp_path):
     (root / "test.txt").write_text("p1 x.png COVID-19 sirm\n")
     with pytest.raises(LabelFileError, match=r"test.txt:1: class 'COVID-19' is not positive / negative"):
         open_dataset(f"covidx:{root}")
+
+
+def test_patients_in_two_official_splits_are_counted(tmp_path):
+    rng = np.random.default_rng(0)
+    images = {
+        "train": [
+            ("p1", rng.integers(0, 256, (8, 8), np.uint8), "positive"),
+            ("p2", rng.integers(0, 256, (8, 8), np.uint8), "negative"),
+        ],
+        "val": [("p3", rng.integers(0, 256, (8, 8), np.uint8), "positive")],
+        "test": [("p1", rng.integers(0, 256, (8, 8), np.uint8), "negative")],  # p1 also in train
+    }
+    ds = open_dataset(f"covidx:{write_covidx(tmp_path, images)}")
+    assert ds.extra["patients_in_two_splits"] == 1
+    assert "patients_in_two_splits" not in open_dataset(f"covidx:{write_covidx(tmp_path / 'clean')}").extra
 
 
 def test_nlm_tb_label_from_last_digit(tmp_path):

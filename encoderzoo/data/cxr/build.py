@@ -67,8 +67,11 @@ def _norm_view(view: str) -> str:
 
 def filter_views(spec: str, records: list[Record], views: str | None) -> tuple[list[Record], dict]:
     """Frontal views only by default where the dataset records views; ``views=all`` keeps every image;
-    ``views=PA,AP`` keeps those. An image whose view is blank is dropped by any filter (it cannot be shown to
-    be frontal). Datasets without view records refuse an explicit filter."""
+    ``views=PA,AP`` keeps those. A view recorded blank (``""``: MIMIC metadata) is dropped by any filter, it
+    cannot be shown to be frontal. A view not recorded for that image (``None``: no DICOM ViewPosition tag) is
+    kept by the default, since the view is not known, and dropped by an explicit list; an image whose file is
+    missing is always kept, so that the open-time check names it. Datasets without any view record refuse an
+    explicit filter."""
     if views == "all":
         return records, {"views": "all"}
     recorded = any(r.view is not None for r in records)
@@ -78,12 +81,26 @@ def filter_views(spec: str, records: list[Record], views: str | None) -> tuple[l
         return records, {"views": "not recorded in this layout (all images kept)"}
     choice = "frontal" if views is None else views
     wanted = set(FRONTAL) if choice == "frontal" else {_norm_view(v) for v in choice.split(",") if v.strip()}
-    keep = [r.view is not None and _norm_view(r.view) in wanted for r in records]
-    kept = [r for r, k in zip(records, keep, strict=True) if k]
-    dropped = Counter(_norm_view(r.view) if r.view else "(blank)" for r, k in zip(records, keep, strict=True) if not k)
+
+    def keep(r: Record) -> bool:
+        if r.view is None:
+            return views is None or not r.image.is_file()
+        return _norm_view(r.view) in wanted
+
+    decisions = [keep(r) for r in records]
+    kept = [r for r, k in zip(records, decisions, strict=True) if k]
+    dropped = Counter(
+        "(unknown)" if r.view is None else _norm_view(r.view) or "(blank)"
+        for r, k in zip(records, decisions, strict=True)
+        if not k
+    )
     if not kept:
         raise ValueError(f"{spec}: no image has a view in {sorted(wanted)} (views present: {dict(dropped)})")
-    return kept, {"views": {"kept": sorted(wanted), "dropped": dict(sorted(dropped.items()))}}
+    info = {"kept": sorted(wanted), "dropped": dict(sorted(dropped.items()))}
+    unknown = sum(r.view is None for r in kept)
+    if unknown:
+        info["view_not_recorded_kept"] = unknown
+    return kept, {"views": info}
 
 
 def assign_splits(spec: str, records: list[Record], options: CxrOptions) -> tuple[list[str | None], dict]:

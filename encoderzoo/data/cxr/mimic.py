@@ -38,7 +38,7 @@ def open_mimic(root: Path, options: CxrOptions) -> TableDataset:
         (r["subject_id"], r["study_id"]): np.array([_binary(r[c], uncertain) for c in CHEXPERT_LABELS], np.float32)
         for r in label_rows
     }
-    views = {r["dicom_id"]: r["ViewPosition"] or None for r in meta_rows}
+    views = {r["dicom_id"]: r["ViewPosition"] for r in meta_rows}  # "" (blank) is dropped by a view filter
     records, unlabelled = [], 0
     for r in split_rows:
         split = SPLITS.get(r["split"])
