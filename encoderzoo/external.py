@@ -3,8 +3,10 @@
 ``align(train_data, test_data)`` returns the two datasets relabelled onto the labels they share:
 
 - the same label names and task on both (two folders with the same classes): used as they are;
-- otherwise both are mapped onto the common chest X-ray vocabulary (``encoderzoo.data.vocabulary``) and the
-  labels *both* have are kept (a label one of them lacks would be unknown on one side). None shared: an error.
+- otherwise both are mapped onto the common chest X-ray vocabulary (``encoderzoo.data.vocabulary``: the CXR
+  benchmarks' own mappings, and for any other dataset its label or class names read through the synonyms, so a
+  folder or npz with classes normal / pneumonia has Pneumonia) and the labels *both* have are kept (a label one
+  of them lacks would be unknown on one side). None shared: an error.
   One shared label makes a binary task (images whose label is unknown are dropped, and counted); several make a
   multi-label task (unknown stays NaN, masked).
 """
@@ -16,8 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data.base import ImageDataset
-from .data.table import SplitTable, TableDataset
-from .data.vocabulary import COMMON_LABELS, NoCommonLabelsError, known_common_labels, with_common_labels
+from .data.relabel import RelabelledDataset
+from .data.vocabulary import (
+    COMMON_LABELS,
+    NoCommonLabelsError,
+    common_mapping,
+    known_common_labels,
+    scheme_of,
+    to_common,
+)
 
 
 @dataclass
@@ -30,46 +39,25 @@ class Aligned:
     info: dict
 
 
-def _subset(data: TableDataset, labels: list[str], binary: bool) -> tuple[TableDataset, dict[str, int]]:
-    """``data`` (already on the common vocabulary) restricted to ``labels``; binary drops unknown rows."""
-    columns = [data.label_names.index(n) for n in labels]
-    tables, dropped = {}, {}
-    for split, t in data.tables.items():
-        y = t.labels[:, columns]
+def _relabel(data: ImageDataset, labels: list[str], binary: bool) -> tuple[RelabelledDataset, dict[str, int]]:
+    """``data`` over the common labels ``labels`` (all of which it has); binary drops rows where it is unknown."""
+    if data.label_names == COMMON_LABELS:  # opened with ?labels=common
+        mapping = {n: [COMMON_LABELS.index(n)] for n in labels}
+        task = "multi-label"
+    else:
+        mapping, task = common_mapping(scheme_of(data.spec), data.label_names, data.task), data.task
+    rows, new_labels, dropped = {}, {}, {}
+    for split in data.splits:
+        y = to_common(data.labels(split), task, mapping, labels)
         if binary:
-            keep = ~np.isnan(y[:, 0])
-            dropped[split] = int((~keep).sum())
-            index = np.flatnonzero(keep)
-            tables[split] = SplitTable(
-                [t.paths[i] for i in index],
-                y[index, 0].astype(np.int64),
-                [t.ids[i] for i in index],
-                None if t.texts is None else [t.texts[i] for i in index],
-            )
+            keep = np.flatnonzero(~np.isnan(y[:, 0]))
+            dropped[split] = len(y) - len(keep)
+            rows[split], new_labels[split] = keep, y[keep, 0].astype(np.int64)
         else:
-            tables[split] = SplitTable(t.paths, y, t.ids, t.texts)
+            rows[split], new_labels[split] = np.arange(len(y)), y
     names = [f"no {labels[0]}", labels[0]] if binary else list(labels)
-    extra = {**data.extra, "external_validation_labels": list(labels)}
-    out = TableDataset(
-        data.spec,
-        data.root,
-        tables,
-        "binary" if binary else "multi-label",
-        names,
-        skip_corrupt=data.skip_corrupt,
-        extra=extra,
-        check_files=False,
-    )
-    return out, dropped
-
-
-def _common(data: ImageDataset) -> TableDataset:
-    if not isinstance(data, TableDataset):
-        raise NoCommonLabelsError(
-            f"{data.spec} has labels {data.label_names}; external validation across different label sets needs "
-            "chest X-ray datasets with a mapping to the common vocabulary (nih:, chexpert:, mimic-cxr:, ...)"
-        )
-    return data if data.label_names == COMMON_LABELS else with_common_labels(data)
+    extra = {"external_validation_labels": list(labels)}
+    return RelabelledDataset(data, rows, new_labels, "binary" if binary else "multi-label", names, extra), dropped
 
 
 def align(train_data: ImageDataset, test_data: ImageDataset) -> Aligned:
@@ -85,8 +73,8 @@ def align(train_data: ImageDataset, test_data: ImageDataset) -> Aligned:
             f"{have_train or 'none'}, the second {have_test or 'none'}"
         )
     binary = len(shared) == 1
-    train, train_dropped = _subset(_common(train_data), shared, binary)
-    test, test_dropped = _subset(_common(test_data), shared, binary)
+    train, train_dropped = _relabel(train_data, shared, binary)
+    test, test_dropped = _relabel(test_data, shared, binary)
     info = {
         "labels": "common vocabulary (torchxrayvision's default pathologies), labels both datasets have",
         "labels_scored": shared,

@@ -181,3 +181,38 @@ def test_readme_external_validation_output_is_the_committed_run():
     assert stated and [float(v) for v in stated.groups()] == [
         round(internal["probes"][p]["auroc"]["mean"], 3) for p in ("knn", "linear")
     ]
+
+
+def test_relabelled_dataset_reads_the_chosen_rows(tmp_path):
+    from encoderzoo.data import open_dataset
+    from encoderzoo.data.relabel import RelabelledDataset
+
+    from .datasets_fixtures import write_npz
+
+    base = open_dataset(f"npz:{write_npz(tmp_path / 'x.npz', sizes=(12, 5, 7))}")
+    rows = {"train": np.array([0, 1, 2, 5, 9, 10]), "test": np.array([3])}
+    labels = {"train": np.arange(6) % 2, "test": np.array([1])}
+    view = RelabelledDataset(base, rows, labels, "binary", ["a", "b"])
+    assert view.splits == ("train", "test") and view.num_samples("train") == 6
+    expected = base.read("train", 0, 12)[rows["train"]]
+    assert np.array_equal(view.read("train", 0, 6), expected)
+    assert np.array_equal(view.read("train", 2, 5), expected[2:5])  # a window across two runs
+    assert view.sample_ids("train") == [base.sample_ids("train")[i] for i in rows["train"]]
+    other = RelabelledDataset(base, rows, {"train": 1 - labels["train"], "test": labels["test"]}, "binary", ["a", "b"])
+    assert other.fingerprint("train") != view.fingerprint("train")  # new labels: never the same cache entry
+
+
+def test_any_dataset_with_mappable_labels_validates_externally(effnet_tiny, tmp_path, one_thread):
+    """The bundled PneumoniaMNIST sample (an npz, classes normal / pneumonia) fitted, scored on an RSNA replica."""
+    rsna = write_rsna(tmp_path / "rsna")
+    results = run_probes(
+        effnet_tiny,
+        "sample:pneumoniamnist",
+        test_dataset=f"rsna-pneumonia:{rsna}",
+        probes=["knn"],
+        device="cpu",
+        progress=False,
+    )
+    assert results["task"] == "binary" and results["external_validation"]["labels_scored"] == ["Pneumonia"]
+    assert results["external_validation"]["labels_only_in_test_dataset"] == ["Lung Opacity"]
+    assert results["splits"]["test"] == 6 and results["dataset_info"]["label_names"] == ["no Pneumonia", "Pneumonia"]
