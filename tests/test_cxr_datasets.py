@@ -343,6 +343,16 @@ def test_object_cxr_annotation_presence(tmp_path, with_test):
         assert ds.num_samples("train") + ds.num_samples("val") == 16
 
 
+def test_object_cxr_image_path_spelling(tmp_path):
+    root = write_object_cxr(tmp_path)
+    for name in ("train.csv", "dev.csv"):
+        text = (root / name).read_text().replace("image_name,", "image_path,", 1)
+        lines = text.splitlines()
+        (root / name).write_text("\n".join([lines[0]] + [f"/path/{line}" for line in lines[1:]]) + "\n")
+    ds = open_dataset(f"object-cxr:{root}")
+    assert ds.labels("test").tolist() == [0, 1] * 3 and ds.sample_ids("test")[0] == "dev/d00000.jpg"
+
+
 def test_tbx11k_lists_and_classes(tmp_path):
     ds = open_dataset(f"tbx11k:{write_tbx11k(tmp_path)}")
     assert ds.task == "multi-class" and ds.label_names == ["healthy", "sick but not TB", "tuberculosis"]

@@ -1,6 +1,6 @@
 """VinDr-CXR 1.0.0 (``vindr-cxr:DIR``).
 
-Licence and access: PhysioNet Restricted Health Data License 1.5.0 — a credentialed PhysioNet account and the
+Licence and access: PhysioNet Credentialed Health Data License 1.5.0 — a credentialed PhysioNet account and the
 signed data use agreement. Overlaps: none with the other sets here (two Vietnamese hospitals).
 
 Layout: ``annotations/image_labels_{train,test}.csv`` and ``train/ID.dicom``, ``test/ID.dicom``. 28 finding
@@ -110,6 +110,6 @@ def open_vindr(root: Path, options: CxrOptions) -> TableDataset:
             record.view = tags.get("ViewPosition")
     extra = {
         "readers": f"train: {readers} of the 3 radiologists per image; test: consensus labels as shipped",
-        "licence": "PhysioNet Restricted Health Data License 1.5.0 (credentialed access)",
+        "licence": "PhysioNet Credentialed Health Data License 1.5.0 (credentialed access)",
     }
     return assemble(f"vindr-cxr:{root}", root, records, list(LABELS), "multi-label", options, extra)
