@@ -216,3 +216,31 @@ def test_any_dataset_with_mappable_labels_validates_externally(effnet_tiny, tmp_
     assert results["task"] == "binary" and results["external_validation"]["labels_scored"] == ["Pneumonia"]
     assert results["external_validation"]["labels_only_in_test_dataset"] == ["Lung Opacity"]
     assert results["splits"]["test"] == 6 and results["dataset_info"]["label_names"] == ["no Pneumonia", "Pneumonia"]
+
+
+def test_align_labels_common_spec_and_unknown_rows_dropped_for_one_label(tmp_path):
+    from encoderzoo.data import open_dataset
+    from encoderzoo.external import align
+
+    from .datasets_fixtures import write_png
+
+    nih = open_dataset(f"nih:{write_nih(tmp_path / 'nih')}?labels=common")
+    rsna = open_dataset(f"rsna-pneumonia:{write_rsna(tmp_path / 'rsna')}")
+    aligned = align(nih, rsna)
+    assert aligned.labels == ["Pneumonia"] and aligned.train.task == "binary"  # NIH lacks Lung Opacity
+    assert np.array_equal(aligned.test.labels("test"), rsna.labels("test"))
+    native = open_dataset(f"nih:{tmp_path / 'nih'}")
+    column = native.label_names.index("Pneumonia")
+    assert np.array_equal(aligned.train.labels("train"), native.labels("train")[:, column].astype(np.int64))
+
+    folder = tmp_path / "folder"  # a multi-label folder whose Pneumothorax is unknown (-1) for two images
+    lines = ["path,split,Pneumothorax,Edema"]
+    for i, (split, value) in enumerate([("train", "1"), ("train", "-1"), ("train", "0"), ("val", "0"), ("test", "-1")]):
+        write_png(folder / f"{i}.png", np.full((8, 8), i, np.uint8))
+        lines.append(f"{i}.png,{split},{value},0")
+    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    aligned = align(open_dataset(f"folder:{folder}"), open_dataset(f"siim-pneumothorax:{write_siim(tmp_path / 's')}"))
+    assert aligned.labels == ["Pneumothorax"]
+    assert aligned.train.labels("train").tolist() == [1, 0] and aligned.train.sample_ids("train") == ["0.png", "2.png"]
+    assert aligned.info["unknown_label_images_dropped"]["train_dataset"] == {"train": 1, "val": 0}
+    assert np.array_equal(aligned.train.read("train", 0, 2)[:, 0, 0], [0, 2])  # the images of the kept rows
