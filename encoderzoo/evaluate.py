@@ -20,7 +20,7 @@ from .data import open_dataset
 from .embeddings import EmbeddingSet
 from .engine import embed_splits
 from .loading import load
-from .per_label import per_label
+from .per_label import label_counts, per_label
 from .probes import KNNProbe, LinearProbe, evaluate, evaluate_curation, few_shot, near_duplicates, summarize
 from .probes._base import selection_metric_for
 
@@ -179,6 +179,7 @@ def run_probes(
                     device=resolved,
                 ),
                 "near_duplicates": near_duplicates(train.features.numpy(), train.ids, device=resolved),
+                **({"test_label_counts": label_counts(test.labels, names)} if test.labels.ndim == 2 else {}),
             }
         timings[name] = time.perf_counter() - start
     return {

@@ -1,7 +1,8 @@
 """Per-finding results for multi-label tasks: AUROC per label with the positives and negatives it was scored on.
 
 Every probe's result dict gets ``per_label(y_test, metrics)`` merged in (``auroc_per_label`` and
-``test_label_counts``); ``per_label_table`` prints them side by side (``encoderzoo probe --per-label``).
+``test_label_counts``; the curation probe keeps ``auroc_per_label`` per budget and kind, over its seeds, and the
+counts once); ``per_label_table`` prints them side by side (``encoderzoo probe --per-label``).
 A label with no positive or no negative in test has no AUROC: ``null`` in ``results.json``, never 0.5.
 """
 
@@ -25,7 +26,12 @@ def per_label(y_true: np.ndarray, metrics: dict) -> dict:
     if len(names) != y_true.shape[1]:
         raise ValueError(f"{len(names)} per-label AUROCs for {y_true.shape[1]} label columns")
     aurocs = {n: (None if math.isnan(v) else float(v)) for n, v in metrics["auroc_per_label"].items()}
-    counts = {
+    return {"auroc_per_label": aurocs, "test_label_counts": label_counts(y_true, names)}
+
+
+def label_counts(y_true: np.ndarray, names: list[str]) -> dict:
+    """Positives, negatives and unknowns (NaN) of each column of a multi-label ``(N, L)`` array."""
+    return {
         n: {
             "positives": int((y_true[:, j] == 1).sum()),
             "negatives": int((y_true[:, j] == 0).sum()),
@@ -33,7 +39,6 @@ def per_label(y_true: np.ndarray, metrics: dict) -> dict:
         }
         for j, n in enumerate(names)
     }
-    return {"auroc_per_label": aurocs, "test_label_counts": counts}
 
 
 def per_label_table(results: dict) -> str:

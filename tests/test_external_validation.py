@@ -55,7 +55,15 @@ def test_per_label_counts_and_undefined_auroc():
 
 def test_every_multilabel_probe_records_auroc_per_label(effnet_tiny, tmp_path, one_thread):
     root = write_nih(tmp_path)
-    results = run_probes(effnet_tiny, f"nih:{root}", probes=["knn", "linear"], device="cpu", progress=False)
+    results = run_probes(
+        effnet_tiny,
+        f"nih:{root}",
+        probes=["knn", "linear", "curation"],
+        seeds=2,
+        fractions=(0.5,),
+        device="cpu",
+        progress=False,
+    )
     from encoderzoo.data import open_dataset
 
     test_labels = open_dataset(f"nih:{root}").labels("test")
@@ -70,6 +78,14 @@ def test_every_multilabel_probe_records_auroc_per_label(effnet_tiny, tmp_path, o
             assert (probe["auroc_per_label"][label] is not None) == defined
         scored = [v for v in probe["auroc_per_label"].values() if v is not None]
         assert probe["auroc"]["mean"] == pytest.approx(np.mean(scored), abs=1e-12)  # the macro mean of these
+    curation = results["probes"]["curation"]
+    assert curation["test_label_counts"] == results["probes"]["knn"]["test_label_counts"]
+    for kind in ("curated", "random"):
+        per_label_runs = curation["budgets"]["0.5"][kind]["auroc_per_label"]
+        for label, value in per_label_runs.items():
+            assert (value is None) == (results["probes"]["knn"]["auroc_per_label"][label] is None)
+        seeds = len(curation["budgets"]["0.5"][kind]["auroc"]["values"])
+        assert all(len(v["values"]) == seeds for v in per_label_runs.values() if v is not None)
     json.dumps(results, allow_nan=False)  # per-label values are plain JSON (null, not NaN)
 
 
