@@ -120,3 +120,17 @@ def test_readme_mapping_table_is_the_code_s():
     assert common_mapping("siim-pneumothorax", siim.LABELS, "binary") == {"Pneumothorax": [1]}
     for scheme, (names, task) in WITHOUT_COMMON.items():  # the README says these share none of the 18
         assert common_mapping(scheme, names, task) == {}, scheme
+
+
+def test_any_dataset_whose_names_are_findings(tmp_path):
+    from .datasets_fixtures import write_npz
+
+    native, common = open_dataset("sample:pneumoniamnist"), open_dataset("sample:pneumoniamnist?labels=common")
+    assert common.task == "multi-label" and common.spec == "sample:pneumoniamnist?labels=common"
+    y = common.labels("test")
+    assert np.array_equal(y[:, COMMON_LABELS.index("Pneumonia")], native.labels("test").astype(np.float32))
+    assert np.isnan(np.delete(y, COMMON_LABELS.index("Pneumonia"), 1)).all()
+    assert np.array_equal(common.read("test", 0, 3), native.read("test", 0, 3))
+    assert common.fingerprint("test") != native.fingerprint("test")
+    with pytest.raises(NoCommonLabelsError, match=r"none of its labels \['0', '1', '2'\]"):
+        open_dataset(f"npz:{write_npz(tmp_path / 'x.npz')}?labels=common")

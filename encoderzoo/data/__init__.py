@@ -13,8 +13,9 @@
   ``siim-pneumothorax:``, ``vindr-cxr:``, ``covidx:``, ``nlm-tb:``, ``padchest:``, ``object-cxr:``, ``tbx11k:``
   (options ``?seed=``, ``?split_file=``, ``?views=``, ``?uncertain=`` (MIMIC), ``?readers=`` (VinDr)).
 
-``?labels=common`` (nih, chexpert and the CXR benchmarks) maps the labels onto one vocabulary
-(``encoderzoo.data.vocabulary``): 18 findings, NaN (unknown) where the dataset lacks one.
+``?labels=common`` (any spec; meant for chest X-rays) maps the labels onto one vocabulary
+(``encoderzoo.data.vocabulary``): 18 findings, NaN (unknown) where the dataset lacks one; a dataset none of
+whose labels is in it is refused.
 
 Folder-like specs accept ``?skip_corrupt=1`` to drop (and count) undecodable images instead of failing.
 DICOM files (``.dcm``) are read wherever a table lists them (``pip install 'encoderzoo[dicom]'``).
@@ -71,7 +72,7 @@ def open_dataset(spec: str) -> ImageDataset:
         raise ValueError(f"dataset spec {spec!r} must start with one of {', '.join(s + ':' for s in SCHEMES)}")
     target, _, query = rest.partition("?")
     options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
-    labels = options.pop("labels", None) if scheme in ("nih", "chexpert", *CXR_LOADERS) else None
+    labels = options.pop("labels", None)
     if labels not in (None, "common", "own"):
         raise ValueError(f"option labels={labels!r}: use common (the shared 18-finding vocabulary) or own")
     if scheme in CXR_LOADERS:
@@ -110,6 +111,6 @@ def open_dataset(spec: str) -> ImageDataset:
     if labels == "common":
         from .vocabulary import with_common_labels
 
-        dataset = with_common_labels(dataset)  # type: ignore[arg-type]
+        dataset = with_common_labels(dataset)
     dataset.spec = spec
     return dataset

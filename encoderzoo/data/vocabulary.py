@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import ImageDataset
+from .relabel import RelabelledDataset
 from .table import SplitTable, TableDataset
 
 COMMON_LABELS = [
@@ -111,8 +113,9 @@ def scheme_of(spec: str) -> str:
     return spec.partition(":")[0]
 
 
-def with_common_labels(dataset: TableDataset) -> TableDataset:
-    """The same images with labels over ``COMMON_LABELS`` (multi-label, NaN where the dataset lacks a finding).
+def with_common_labels(dataset: ImageDataset) -> ImageDataset:
+    """The same images with labels over ``COMMON_LABELS`` (multi-label, NaN where the dataset lacks a finding):
+    a ``TableDataset`` stays one; any other dataset (npz, MedMNIST) is wrapped in a ``RelabelledDataset``.
 
     Raises ``NoCommonLabelsError`` for a dataset none of whose labels is in the vocabulary.
     """
@@ -123,17 +126,20 @@ def with_common_labels(dataset: TableDataset) -> TableDataset:
             f"{dataset.spec}: none of its labels {dataset.label_names} is in the common vocabulary "
             f"({', '.join(COMMON_LABELS)}); use its own labels (drop ?labels=common)"
         )
-    tables = {
-        split: SplitTable(t.paths, to_common(t.labels, dataset.task, mapping, COMMON_LABELS), t.ids, t.texts)
-        for split, t in dataset.tables.items()
-    }
-    extra = {
-        **dataset.extra,
+    info = {
         "labels": {
             "vocabulary": "common (torchxrayvision default pathologies)",
             "from": {c: [dataset.label_names[i] for i in idx] for c, idx in mapping.items()},
             "unknown": [c for c in COMMON_LABELS if c not in mapping],
         },
+    }
+    if not isinstance(dataset, TableDataset):
+        rows = {s: np.arange(dataset.num_samples(s)) for s in dataset.splits}
+        labels = {s: to_common(dataset.labels(s), dataset.task, mapping, COMMON_LABELS) for s in dataset.splits}
+        return RelabelledDataset(dataset, rows, labels, "multi-label", list(COMMON_LABELS), info)
+    tables = {
+        split: SplitTable(t.paths, to_common(t.labels, dataset.task, mapping, COMMON_LABELS), t.ids, t.texts)
+        for split, t in dataset.tables.items()
     }
     return TableDataset(
         dataset.spec,
@@ -142,7 +148,7 @@ def with_common_labels(dataset: TableDataset) -> TableDataset:
         "multi-label",
         list(COMMON_LABELS),
         skip_corrupt=dataset.skip_corrupt,
-        extra=extra,
+        extra={**dataset.extra, **info},
         check_files=False,
     )
 
