@@ -134,3 +134,12 @@ def test_any_dataset_whose_names_are_findings(tmp_path):
     assert common.fingerprint("test") != native.fingerprint("test")
     with pytest.raises(NoCommonLabelsError, match=r"none of its labels \['0', '1', '2'\]"):
         open_dataset(f"npz:{write_npz(tmp_path / 'x.npz')}?labels=common")
+
+
+def test_chestmnist_names_map_all_fourteen():
+    from medmnist import INFO
+
+    names = list(INFO["chestmnist"]["label"].values())
+    mapping = common_mapping("medmnist", names, "multi-label")
+    assert len(mapping) == 14 and mapping["Pleural Thickening"] == [names.index("pleural")]
+    assert common_mapping("npz", names, "multi-label").get("Pleural Thickening") is None  # a ChestMNIST-only name

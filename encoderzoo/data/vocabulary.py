@@ -48,6 +48,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 DATASET_SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
     # RSNA's Target marks "lung opacity suggestive of pneumonia": torchxrayvision scores it as both findings
     "rsna-pneumonia": {"Pneumonia": ("pneumonia",), "Lung Opacity": ("pneumonia",)},
+    # ChestMNIST (NIH ChestX-ray14 at 28-224 px) shortens Pleural_Thickening to "pleural"
+    "medmnist": {"Pleural Thickening": ("pleural",)},
 }
 """Synonyms that hold for one dataset only (by spec scheme)."""
 
