@@ -22,6 +22,7 @@ from ..engine import weights_fingerprint
 from ..evaluate import METRICS, device_name, versions
 from ..loading import load
 from ..paths import check_writable
+from ..per_label import per_label
 from ..probes import evaluate, summarize
 from .folder import CHECKPOINT_DIR, RESULTS_FILE, describe, save_adapted
 from .model import TEXT_METHODS, AdaptedEncoder, AdapterError, check_method, head_outputs
@@ -86,6 +87,7 @@ def adapt(
     resume: bool = False,
     progress: bool = True,
     revision: str | None = None,
+    test_dataset: str | None = None,
 ) -> dict[str, Any]:
     """Adapt ``encoder`` to ``dataset`` with ``method`` and write the adapted folder ``out``; returns results.json.
 
@@ -101,6 +103,8 @@ def adapt(
         weights: a local copy of the base's canonical weight file.
         resume: continue the run checkpointed in ``out/checkpoints``.
         revision: a registry base's weights at this Hub revision instead of its pin (recorded in the folder).
+        test_dataset: external validation: train and early-stop on ``dataset``, score this dataset's test split
+            over the labels both have (``encoderzoo.external``).
     """
     check_method(method)  # before any download or training
     config = config or TrainConfig()
@@ -112,7 +116,14 @@ def adapt(
     timings: dict[str, float] = {}
     start = time.perf_counter()
     data = open_dataset(dataset)
-    missing = [s for s in ("train", "val", "test") if s not in data.splits]
+    external = None
+    if test_dataset is not None:
+        from ..external import open_aligned
+
+        external = open_aligned(data, test_dataset)
+        data = external.train
+    test_data = data if external is None else external.test
+    missing = [s for s in ("train", "val", "test") if s not in (test_data if s == "test" else data).splits]
     if missing:
         raise AdapterError(f"{dataset} lacks split(s) {missing}: adaptation early-stops on val and scores test")
     check_trainable_labels(data.labels("train"), data.task, data.label_names, dataset)
@@ -151,7 +162,7 @@ def adapt(
     timings["train"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    test = SplitReader(data, "test", model, np.arange(data.num_samples("test")))
+    test = SplitReader(test_data, "test", model, np.arange(test_data.num_samples("test")))
     metrics = evaluate(test.labels, predict_proba(model, test, data.task, config.eval_batch_size), data.label_names)
     timings["test"] = time.perf_counter() - start
 
@@ -173,8 +184,13 @@ def adapt(
         "image_size": model.spec.input_size,
         "dataset": dataset,
         "dataset_info": data.describe(),
+        **({} if external is None else {"test_dataset": test_dataset, "external_validation": external.info}),
         "task": data.task,
-        "splits": {"train": int(len(train_rows)), "val": data.num_samples("val"), "test": data.num_samples("test")},
+        "splits": {
+            "train": int(len(train_rows)),
+            "val": data.num_samples("val"),
+            "test": test_data.num_samples("test"),
+        },
         "protocol": {
             "method": method,
             "method_config": model.method_config,
@@ -186,7 +202,11 @@ def adapt(
         },
         "seeds": [config.seed],
         "probes": {
-            "adapted": {**{m: summarize([metrics[m]]) for m in METRICS}, "auroc_skipped": metrics["auroc_skipped"]}
+            "adapted": {
+                **{m: summarize([metrics[m]]) for m in METRICS},
+                "auroc_skipped": metrics["auroc_skipped"],
+                **per_label(test.labels, metrics),
+            }
         },
         "training": {
             **record,

@@ -248,6 +248,12 @@ def probe_command(
         "-d",
         help="dataset spec (default: the 500-image sample bundled with encoderzoo)",
     ),
+    test_dataset: str | None = typer.Option(
+        None,
+        "--test-dataset",
+        help="external validation: fit on --dataset's train/val, score this dataset's test split over the labels "
+        "both have (chest X-ray sets: the common vocabulary)",
+    ),
     probes: str = typer.Option(
         "knn,linear",
         "--probes",
@@ -260,6 +266,7 @@ def probe_command(
     batch_size: int | None = typer.Option(None, help="embedding batch size (default: 16 on CPU, 128 on CUDA)"),
     fit: str = typer.Option("resize", help="resize, or pad (MedMNIST+ zero canvas)"),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json on stdout"),
+    per_label: bool = typer.Option(False, "--per-label", help="also print AUROC per label (multi-label tasks)"),
     out: Path | None = typer.Option(None, "--out", "-o", help="also write the results as JSON to this file"),
     image_size: int | None = typer.Option(None, "--image-size", help=_IMAGE_SIZE_HELP),
     revision: str | None = typer.Option(
@@ -294,6 +301,7 @@ def probe_command(
             templates=templates,
             image_size=image_size,
             revision=revision,
+            test_dataset=test_dataset,
         )
     except (EncoderZooError, ValueError, OSError) as err:
         _fail(err)
@@ -304,12 +312,19 @@ def probe_command(
         except OSError as err:
             _fail(err)
     typer.echo(text if format is OutputFormat.json else results_table(results))
+    if per_label and format is OutputFormat.table:
+        from .per_label import per_label_table
+
+        typer.echo(per_label_table(results))
 
 
 @app.command("adapt")
 def adapt_command(
     encoder: str = typer.Option(..., "--encoder", "-e", help="registry name, hf-hub:org/repo or local-dir:PATH"),
     dataset: str = typer.Option(..., "--dataset", "-d", help="dataset spec with train, val and test splits"),
+    test_dataset: str | None = typer.Option(
+        None, "--test-dataset", help="external validation: score this dataset's test split (labels both have)"
+    ),
     method: str = typer.Option(
         "lora", "--method", "-m", help="head, lora, vpt, vpt-deep, ace-hgnn, full, coop or ace-lora"
     ),
@@ -347,6 +362,7 @@ def adapt_command(
     ),
     resume: bool = typer.Option(False, "--resume", help="continue the run checkpointed in --out"),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json on stdout"),
+    per_label: bool = typer.Option(False, "--per-label", help="also print AUROC per label (multi-label tasks)"),
 ) -> None:
     """Fine-tune an encoder on a dataset (early stopping on val, test scored once) and save a reloadable folder."""
     from .adapters import TrainConfig, adapt
@@ -390,6 +406,7 @@ def adapt_command(
             weights=weights,
             resume=resume,
             revision=revision,
+            test_dataset=test_dataset,
         )
     except (EncoderZooError, ValueError, OSError) as err:
         _fail(err)
@@ -398,6 +415,10 @@ def adapt_command(
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return  # under torchrun, rank 0 reports
     typer.echo(json.dumps(results, indent=2) if format is OutputFormat.json else results_table(results))
+    if per_label and format is OutputFormat.table:
+        from .per_label import per_label_table
+
+        typer.echo(per_label_table(results))
 
 
 @app.command("bench")

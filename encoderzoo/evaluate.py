@@ -22,6 +22,7 @@ from .devices import resolve_device
 from .embeddings import EmbeddingSet
 from .engine import embed_splits
 from .loading import load
+from .per_label import label_counts, per_label
 from .probe_settings import check_probe_settings
 from .probes import KNNProbe, LinearProbe, evaluate, evaluate_curation, few_shot, near_duplicates, summarize
 from .probes._base import selection_metric_for
@@ -53,6 +54,7 @@ def knn_probe(train: EmbeddingSet, val: EmbeddingSet, test: EmbeddingSet, names,
         "val_scores": val_scores,
         **_single(test_metrics),
         "auroc_skipped": test_metrics["auroc_skipped"],
+        **per_label(test.labels, test_metrics),
     }
     if train.labels.ndim == 1 and len(train) >= 11:
         plus = KNNProbe.medmnist_plus(device=device).fit(train.features.numpy(), train.labels)
@@ -73,6 +75,7 @@ def linear_probe(train, val, test, names, device) -> dict:
         "path": probe.path_,
         **_single(metrics),
         "auroc_skipped": metrics["auroc_skipped"],
+        **per_label(test.labels, metrics),
     }
 
 
@@ -92,11 +95,15 @@ def run_probes(
     templates: str | None = None,
     image_size: int | None = None,
     revision: str | None = None,
+    test_dataset: str | None = None,
 ) -> dict:
     """Embed train/val/test of ``dataset`` with ``encoder`` and run ``probes``; returns the results dict.
 
     ``revision`` reads a registry entry's weights at another Hub revision (``load(..., revision=)``), recorded as
     ``results["revision"]``.
+
+    ``test_dataset`` (external validation): fit on ``dataset``'s train and val, score ``test_dataset``'s test split
+    over the labels both have (``encoderzoo.external``); results name both datasets and the labels scored.
 
     ``image_size`` runs the encoder at that input size (``load(..., image_size=)``; ``None``: the spec's own);
     the size used is recorded as ``results["image_size"]``.
@@ -121,6 +128,12 @@ def run_probes(
     )
     data = open_dataset(dataset)
     needed = ("test",) if set(probes) == {"zeroshot"} else ("train", "val", "test")
+    external = None
+    if test_dataset is not None:
+        from .external import open_aligned
+
+        external = open_aligned(data, test_dataset)
+        data, needed = external.train, tuple(s for s in needed if s != "test")
     missing = [s for s in needed if s not in data.splits]
     if missing:
         raise ValueError(f"{dataset} lacks split(s) {missing}: probes choose hyperparameters on val and score test")
@@ -129,6 +142,9 @@ def run_probes(
     timings["load"] = time.perf_counter() - start
     start = time.perf_counter()
     sets = embed_splits(model, data, needed, batch_size=batch_size, fit=fit, progress=progress)  # type: ignore[arg-type]
+    if external is not None:
+        tested = embed_splits(model, external.test, ["test"], batch_size=batch_size, fit=fit, progress=progress)  # type: ignore[arg-type]
+        sets["test"] = tested["test"]
     timings["embed"] = time.perf_counter() - start
     train, val, test = sets.get("train"), sets.get("val"), sets["test"]
     names = data.label_names
@@ -174,6 +190,7 @@ def run_probes(
                     device=resolved,
                 ),
                 "near_duplicates": near_duplicates(train.features.numpy(), train.ids, device=resolved),
+                **({"test_label_counts": label_counts(test.labels, names)} if test.labels.ndim == 2 else {}),
             }
         timings[name] = time.perf_counter() - start
     return {
@@ -185,6 +202,7 @@ def run_probes(
         "native_image_size": model.spec.native_input_size or model.spec.input_size,
         "dataset": dataset,
         "dataset_info": data.describe(),
+        **({} if external is None else {"test_dataset": test_dataset, "external_validation": external.info}),
         "task": data.task,
         "splits": {s: len(e) for s, e in sets.items()},
         "protocol": {
@@ -285,8 +303,9 @@ def results_table(results: dict) -> str:
         rows.append(("near-duplicates", "", "", "", f"{dup['pairs']} pairs at cosine >= {dup['threshold']}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    external = f", scored on {results['test_dataset']} test" if "test_dataset" in results else ""
     header = (
-        f"{results['encoder']} on {results['dataset']} ({results['task']}; "
+        f"{results['encoder']} on {results['dataset']}{external} ({results['task']}; "
         + ", ".join(f"{s} {n}" for s, n in results["splits"].items())
         + ")"
     )

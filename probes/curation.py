@@ -175,11 +175,25 @@ def evaluate_curation(
         out[str(fraction)] = {
             "size": int(len(curated)),
             **{
-                kind: {m: summarize([r[m] for r in rs]) for m in ("accuracy", "balanced_accuracy", "auroc")}
+                kind: {
+                    **{m: summarize([r[m] for r in rs]) for m in ("accuracy", "balanced_accuracy", "auroc")},
+                    **_per_label(rs),
+                }
                 for kind, rs in runs.items()
             },
         }
     return out
+
+
+def _per_label(runs: list[dict]) -> dict:
+    """Multi-label: each label's AUROC over the runs ({mean, std, values}); ``None`` where test cannot score it."""
+    if "auroc_per_label" not in runs[0]:
+        return {}
+    per_label = {}
+    for name in runs[0]["auroc_per_label"]:
+        values = [r["auroc_per_label"][name] for r in runs]
+        per_label[name] = None if any(np.isnan(v) for v in values) else summarize(values)
+    return {"auroc_per_label": per_label}
 
 
 def _fit_score(make_probe, X, y, X_test, y_test, X_val, y_val, label_names) -> dict:

@@ -102,7 +102,18 @@ def write_chexpert(parent: Path) -> Path:
     return root
 
 
-def write_dicom(path: Path, pixels: np.ndarray, photometric="MONOCHROME2", window=None, slope=1.0, intercept=0.0):
+def write_dicom(
+    path: Path,
+    pixels: np.ndarray,
+    photometric="MONOCHROME2",
+    window=None,
+    slope=1.0,
+    intercept=0.0,
+    bits_stored=16,
+    **tags,
+):
+    """A DX DICOM of ``pixels`` (uint16 storage, ``bits_stored`` significant bits); ``tags`` are set by keyword
+    (``ViewPosition="PA"``, ``PatientID="p1"``)."""
     import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -117,10 +128,12 @@ def write_dicom(path: Path, pixels: np.ndarray, photometric="MONOCHROME2", windo
     ds.Modality = "DX"
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits_stored, bits_stored - 1, 0
     ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
     if window:
         ds.WindowCenter, ds.WindowWidth = window
+    for keyword, value in tags.items():
+        setattr(ds, keyword, value)
     ds.PixelData = pixels.astype(np.uint16).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)

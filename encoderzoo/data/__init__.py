@@ -8,7 +8,14 @@
 - ``folder:DIR``: images + ``DIR/labels.csv`` (``path``, ``split``, ``label`` or one column per label);
 - ``nih:DIR``: NIH ChestX-ray14;
 - ``chexpert:DIR[?uncertain=ignore|zeros|ones&frontal=1|0]``: CheXpert;
-- ``sample:pneumoniamnist``: the 500-image PneumoniaMNIST sample shipped with encoderzoo (offline default).
+- ``sample:pneumoniamnist``: the 500-image PneumoniaMNIST sample shipped with encoderzoo (offline default);
+- chest X-ray benchmarks as distributed (``encoderzoo.data.cxr``): ``mimic-cxr:``, ``rsna-pneumonia:``,
+  ``siim-pneumothorax:``, ``vindr-cxr:``, ``covidx:``, ``nlm-tb:``, ``padchest:``, ``object-cxr:``, ``tbx11k:``
+  (options ``?seed=``, ``?split_file=``, ``?views=``, ``?uncertain=`` (MIMIC), ``?readers=`` (VinDr)).
+
+``?labels=common`` (any spec; meant for chest X-rays) maps the labels onto one vocabulary
+(``encoderzoo.data.vocabulary``): 18 findings, NaN (unknown) where the dataset lacks one; a dataset none of
+whose labels is in it is refused.
 
 Folder-like specs accept ``?skip_corrupt=1`` to drop (and count) undecodable images instead of failing.
 DICOM files (``.dcm``) are read wherever a table lists them (``pip install 'encoderzoo[dicom]'``).
@@ -20,12 +27,13 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from .base import ImageDataset, Task
+from .cxr import LOADERS as CXR_LOADERS
 from .images import CorruptImageError, read_image
 from .npz import ChecksumError, DatasetNotFoundError, NpzDataset, open_medmnist
 from .npz_arrays import NpzFormatError
 from .table import TableDataset, open_chexpert, open_folder, open_nih
 
-SCHEMES = ("medmnist", "npz", "folder", "nih", "chexpert", "sample")
+SCHEMES = ("medmnist", "npz", "folder", "nih", "chexpert", "sample", *CXR_LOADERS)
 SAMPLES = {"pneumoniamnist": Path(__file__).resolve().parents[1] / "assets" / "pneumoniamnist_sample.npz"}
 
 __all__ = [
@@ -64,7 +72,14 @@ def open_dataset(spec: str) -> ImageDataset:
         raise ValueError(f"dataset spec {spec!r} must start with one of {', '.join(s + ':' for s in SCHEMES)}")
     target, _, query = rest.partition("?")
     options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
-    if scheme == "medmnist":
+    labels = options.pop("labels", None)
+    if labels not in (None, "common", "own"):
+        raise ValueError(f"option labels={labels!r}: use common (the shared 18-finding vocabulary) or own")
+    if scheme in CXR_LOADERS:
+        from .cxr import open_cxr
+
+        dataset = open_cxr(scheme, target, options)
+    elif scheme == "medmnist":
         name, _, size = target.partition("@")
         dataset: ImageDataset = open_medmnist(
             name.lower(), int(size or 28), verify_md5=not _flag(options, "accept_unofficial", False)
@@ -93,5 +108,9 @@ def open_dataset(spec: str) -> ImageDataset:
         )
     if options:
         raise ValueError(f"unknown option(s) {sorted(options)} in dataset spec {spec!r}")
+    if labels == "common":
+        from .vocabulary import with_common_labels
+
+        dataset = with_common_labels(dataset)
     dataset.spec = spec
     return dataset

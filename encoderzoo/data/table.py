@@ -83,6 +83,7 @@ class TableDataset(ImageDataset):
         skip_corrupt: bool = False,
         extra: dict | None = None,
         threads: int = 4,
+        check_files: bool = True,
     ) -> None:
         self.spec, self.root, self.tables, self.task, self.label_names = spec, root, tables, task, label_names
         self.splits = tuple(s for s in ("train", "val", "test") if s in tables and tables[s].ids) + tuple(
@@ -91,7 +92,7 @@ class TableDataset(ImageDataset):
         self.skip_corrupt = skip_corrupt
         self.extra = extra or {}
         self._pool = ThreadPoolExecutor(max_workers=threads)
-        if not skip_corrupt:
+        if check_files and not skip_corrupt:  # check_files=False: a relabelled copy of a checked dataset
             self._check_files_exist()
 
     def _check_files_exist(self) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..embeddings import EmbeddingSet
+from ..per_label import per_label
 from ..probes import ZeroShotProbe, ensemble, evaluate, summarize
 from .api import text_tower
 from .prompts import PromptSet, load_prompts
@@ -62,5 +63,5 @@ def zeroshot_probe(
         "logit_bias": bias,
         **{m: summarize([metrics[m]]) for m in METRICS},
         "auroc_skipped": metrics["auroc_skipped"],
-        **({"auroc_per_label": metrics["auroc_per_label"]} if "auroc_per_label" in metrics else {}),
+        **per_label(test.labels, metrics),
     }
