@@ -19,11 +19,12 @@ from ..atomic import atomic_write
 from ..data import open_dataset
 from ..devices import resolve_device
 from ..engine import weights_fingerprint
-from ..evaluate import METRICS, device_name, versions
+from ..evaluate import device_name, versions
 from ..loading import load
 from ..paths import check_writable
 from ..per_label import per_label
 from ..probes import evaluate, summarize
+from ..probes.metrics import METRICS
 from .folder import CHECKPOINT_DIR, RESULTS_FILE, describe, save_adapted
 from .model import TEXT_METHODS, AdaptedEncoder, AdapterError, check_method, head_outputs
 from .training import CHECKPOINT_NAME, SplitReader, TrainConfig, _world, fit, predict_proba, stratified_subset

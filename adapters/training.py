@@ -34,6 +34,7 @@ from torch import nn
 from ..atomic import atomic_write
 from ..data import ImageDataset
 from ..probes import evaluate
+from ..probes.metrics import METRICS
 from ..transforms import as_nchw
 from .model import AdaptedEncoder, AdapterError
 
@@ -457,7 +458,7 @@ def fit(
                 "epoch": epoch + 1,
                 "train_loss": running / max(seen, 1.0),
                 "seconds": round(seconds, 3),
-                **{f"val_{m}": scores[m] for m in ("accuracy", "balanced_accuracy", "auroc")},
+                **{f"val_{m}": scores[m] for m in METRICS},
             }
             state["history"].append(entry)
             state["seconds"].append(seconds)

@@ -20,7 +20,8 @@ from .adapted_folder import CARD_FILE, AdaptedFolder, public_dataset, read_adapt
 from .cards import template_environment
 from .licences import BaseTerms, base_terms
 
-METRICS = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "auroc": "roc_auc"}
+HUB_METRIC_TYPES = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "auroc": "roc_auc"}
+"""Our metric names -> the Hub's metric types in model-index results."""
 """results.json metric -> Hub metric id."""
 METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "auroc": "macro AUROC"}
 METHOD_TEXT = {
@@ -66,7 +67,7 @@ def metric_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     for probe, block in (results.get("probes") or {}).items():
         if not isinstance(block, dict):
             continue
-        for metric in METRICS:
+        for metric in HUB_METRIC_TYPES:
             entry = block.get(metric)
             if isinstance(entry, dict) and isinstance(entry.get("mean"), (int, float)):
                 values = entry.get("values") or [entry["mean"]]
@@ -94,7 +95,7 @@ def card_data(folder: AdaptedFolder, terms: BaseTerms | None = None):
             dataset_type=dataset,
             dataset_name=dataset,
             dataset_split="test",
-            metric_type=METRICS[row["metric"]],
+            metric_type=HUB_METRIC_TYPES[row["metric"]],
             metric_name=f"{METRIC_NAMES[row['metric']]} ({row['probe']})",
             metric_value=round(row["mean"], 6),
         )

@@ -26,9 +26,9 @@ from .per_label import label_counts, per_label
 from .probe_settings import check_probe_settings
 from .probes import KNNProbe, LinearProbe, evaluate, evaluate_curation, few_shot, near_duplicates, summarize
 from .probes._base import selection_metric_for
+from .probes.metrics import METRICS
 
 KNN_KS = (10, 20, 50, 100, 200)
-METRICS = ("accuracy", "balanced_accuracy", "auroc")
 
 
 def _single(metrics: dict) -> dict:

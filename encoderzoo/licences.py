@@ -57,12 +57,21 @@ class BaseTerms:
         return {"license": "other", "license_name": self.hub_name or "other", "license_link": self.link}
 
 
+HUB_LICENCE_IDS = {"Apache-2.0": "apache-2.0", "MIT": "mit"}
+"""Registry licence names -> the Hub's licence ids (what a model card's ``license:`` takes)."""
+
 _PERMISSIVE = {
-    "Apache-2.0": ("apache-2.0", "Apache License 2.0. The base weights are not redistributed here: the adapter and "
-                   "head are new weights trained on top of the unmodified base. Whoever redistributes the base "
-                   "with them keeps its licence and NOTICE."),
-    "MIT": ("mit", "MIT licence. The base weights are not redistributed here; whoever redistributes the base with "
-            "this adapter keeps its copyright and permission notice."),
+    "Apache-2.0": (
+        HUB_LICENCE_IDS["Apache-2.0"],
+        "Apache License 2.0. The base weights are not redistributed here: the adapter and head are new weights "
+        "trained on top of the unmodified base. Whoever redistributes the base with them keeps its licence and "
+        "NOTICE.",
+    ),
+    "MIT": (
+        HUB_LICENCE_IDS["MIT"],
+        "MIT licence. The base weights are not redistributed here; whoever redistributes the base with this adapter "
+        "keeps its copyright and permission notice.",
+    ),
 }
 
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ._base import as_features, as_labels, pick_device
 from .fewshot import summarize
 from .linear import LinearProbe
-from .metrics import evaluate
+from .metrics import METRICS, evaluate
 
 
 def kmeans(x: torch.Tensor, k: int, *, iters: int = 50, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,7 +176,7 @@ def evaluate_curation(
             "size": int(len(curated)),
             **{
                 kind: {
-                    **{m: summarize([r[m] for r in rs]) for m in ("accuracy", "balanced_accuracy", "auroc")},
+                    **{m: summarize([r[m] for r in rs]) for m in METRICS},
                     **_per_label(rs),
                 }
                 for kind, rs in runs.items()

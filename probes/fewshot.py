@@ -23,7 +23,7 @@ import torch
 from ._base import ProbeBase, as_features, as_labels, pick_device
 from .knn import KNNProbe
 from .linear import DEFAULT_C_GRID, LinearProbe
-from .metrics import evaluate
+from .metrics import METRICS, evaluate
 
 CLASSIFIERS = ("knn", "linear", "prototype")
 
@@ -107,7 +107,7 @@ def few_shot(
                 proba = probe.predict_proba(test)
                 per_classifier[name].append(evaluate(probe.column_targets(y_test), proba, label_names))
         for name, runs in per_classifier.items():
-            results[name][n] = {m: summarize([r[m] for r in runs]) for m in ("accuracy", "balanced_accuracy", "auroc")}
+            results[name][n] = {m: summarize([r[m] for r in runs]) for m in METRICS}
     return {"results": results, "shots": list(shots), "seeds": list(range(seeds)), "notes": notes}
 
 

@@ -25,10 +25,9 @@ import torch.nn.functional as F
 from sklearn.exceptions import ConvergenceWarning
 
 from ._base import ProbeBase, as_features, as_labels, pick_device, selection_metric_for
-from .metrics import evaluate
+from .metrics import METRICS, evaluate
 
 DEFAULT_C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 13))
-METRICS = ("accuracy", "balanced_accuracy", "auroc")
 
 
 class LinearProbe(ProbeBase):

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+METRICS = ("accuracy", "balanced_accuracy", "auroc")
+"""The test metrics every probe reports (``evaluate`` computes them), in table order."""
+
 
 def binary_auroc(y_true: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve by the rank-sum (Mann-Whitney) formula, ties averaged. NaN if one class only."""

@@ -23,10 +23,7 @@ def text_tower(encoder: Encoder) -> nn.Module:
         return encoder.text
     name = encoder.spec.name
     if encoder.spec.text is None:
-        raise NoTextTowerError(
-            f"{name} is an image-only encoder: it has no text tower. Zero-shot classification and text "
-            "embeddings need an image-text entry (biomedclip, medsiglip-448)."
-        )
+        raise NoTextTowerError.image_only(name, " (zero-shot classification and text embeddings need one)")
     raise NoTextTowerError(
         f"{name} was loaded without its text tower: load it with encoderzoo.load({name!r}, text=True)"
     )

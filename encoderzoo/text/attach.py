@@ -18,10 +18,7 @@ LOCAL_DIR_PREFIX = "local-dir:"
 def canonical_text(spec: EncoderSpec, text: bool | None) -> bool:
     """Whether to build the text tower for a registry entry: only on request (``text=True``)."""
     if text and spec.text is None:
-        raise NoTextTowerError(
-            f"{spec.name} is an image-only encoder: it has no text tower, so text=True cannot apply. "
-            "Image-text entries: biomedclip, medsiglip-448."
-        )
+        raise NoTextTowerError.image_only(spec.name, ", so text=True cannot apply")
     return bool(text)
 
 
@@ -32,11 +29,9 @@ def saved_text_state(
     it (``False``)."""
     has_text = any(k.startswith("text.") for k in state)
     if text and not has_text:
-        raise NoTextTowerError(
-            f"{origin} holds no text tower: it was saved from an encoder loaded without text=True"
-            if spec.text is not None
-            else f"{spec.name} is an image-only encoder: it has no text tower"
-        )
+        if spec.text is None:
+            raise NoTextTowerError.image_only(spec.name)
+        raise NoTextTowerError(f"{origin} holds no text tower: it was saved from an encoder loaded without text=True")
     if text is False and has_text:
         state = {k: v for k, v in state.items() if not k.startswith("text.")}
     return (has_text if text is None else bool(text)), state

@@ -18,10 +18,7 @@ TOWERS: dict[str, type[nn.Module]] = {"bert": BertTextTower, "siglip": SiglipTex
 def build_text_tower(spec: EncoderSpec) -> nn.Module:
     """The text tower of ``spec`` with random weights; ``NoTextTowerError`` for image-only entries."""
     if spec.text is None:
-        raise NoTextTowerError(
-            f"{spec.name} is an image-only encoder: it has no text tower. Zero-shot classification and text "
-            "embeddings need an image-text entry (biomedclip, medsiglip-448)."
-        )
+        raise NoTextTowerError.image_only(spec.name, " (zero-shot classification and text embeddings need one)")
     if spec.text.embed_dim != spec.output_dim:
         raise ValueError(
             f"{spec.name}: text embed_dim {spec.text.embed_dim} differs from the image embedding's {spec.output_dim}"

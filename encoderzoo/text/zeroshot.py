@@ -9,13 +9,13 @@ import torch
 from ..embeddings import EmbeddingSet
 from ..per_label import per_label
 from ..probes import ZeroShotProbe, ensemble, evaluate, summarize
+from ..probes.metrics import METRICS
 from .api import text_tower
 from .prompts import PromptSet, load_prompts
 
 if TYPE_CHECKING:
     from ..encoder import Encoder
 
-METRICS = ("accuracy", "balanced_accuracy", "auroc")
 PROTOCOL = {
     "training_data": "none: the train and val splits are ignored (nothing is fitted or tuned)",
     "ensembling": "mean of the L2-normalized text embeddings of each class's prompts, normalized again",
