@@ -21,6 +21,7 @@ from ..evaluate import METRICS, device_name, versions
 from ..loading import load
 from ..paths import check_writable
 from ..probes import evaluate, summarize
+from ..trust import Trust
 from .folder import CHECKPOINT_DIR, RESULTS_FILE, describe, save_adapted
 from .model import TEXT_METHODS, AdaptedEncoder, AdapterError, check_method, head_outputs
 from .training import SplitReader, TrainConfig, _world, fit, predict_proba, stratified_subset
@@ -120,8 +121,16 @@ def adapt(
 
     start = time.perf_counter()
     test = SplitReader(data, "test", model, np.arange(data.num_samples("test")))
-    metrics = evaluate(test.labels, predict_proba(model, test, data.task, config.eval_batch_size), data.label_names)
+    test_proba = predict_proba(model, test, data.task, config.eval_batch_size)
+    metrics = evaluate(test.labels, test_proba, data.label_names)
     timings["test"] = time.perf_counter() - start
+    val = SplitReader(data, "val", model, np.arange(data.num_samples("val")))  # calibration and conformal sets
+    trusted = Trust().assess(
+        "adapted",
+        (data.sample_ids("val"), val.labels, predict_proba(model, val, data.task, config.eval_batch_size)),
+        (data.sample_ids("test"), test.labels, test_proba),
+        data.label_names,
+    )
 
     trainable, total = model.parameter_counts()
     meta = describe(
@@ -154,7 +163,11 @@ def adapt(
         },
         "seeds": [config.seed],
         "probes": {
-            "adapted": {**{m: summarize([metrics[m]]) for m in METRICS}, "auroc_skipped": metrics["auroc_skipped"]}
+            "adapted": {
+                **{m: summarize([metrics[m]]) for m in METRICS},
+                "auroc_skipped": metrics["auroc_skipped"],
+                **trusted,
+            }
         },
         "training": {
             **record,

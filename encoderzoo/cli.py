@@ -200,6 +200,14 @@ def probe_command(
     fit: str = typer.Option("resize", help="resize, or pad (MedMNIST+ zero canvas)"),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json on stdout"),
     out: Path | None = typer.Option(None, "--out", "-o", help="write results.json here"),
+    save_predictions: bool = typer.Option(
+        False, "--save-predictions", help="also write predictions.npz beside results.json (ids, labels, probabilities)"
+    ),
+    plots: bool = typer.Option(
+        False, "--plots", help="also write reliability diagrams (and accuracy vs severity) as PNGs beside results.json"
+    ),
+    coverage: float = typer.Option(0.9, "--coverage", help="target coverage of the conformal prediction sets"),
+    conformal: str = typer.Option("lac,aps", "--conformal", help="conformal scores: lac, aps, raps (first: headline)"),
     image_size: int | None = typer.Option(None, "--image-size", help=_IMAGE_SIZE_HELP),
     templates: str | None = typer.Option(
         None,
@@ -210,8 +218,11 @@ def probe_command(
 ) -> None:
     """How good is an encoder on a dataset? Embeds (cached), probes, prints a table, writes results.json."""
     from .evaluate import results_table, run_probes
+    from .trust import trust_table
 
     try:
+        if (save_predictions or plots) and not out:
+            raise ValueError("--save-predictions and --plots write beside results.json: give --out PATH too")
         if out:
             check_writable(out, folder=False)  # before any work: a bad --out must not cost an embedding run
         results = run_probes(
@@ -225,8 +236,12 @@ def probe_command(
             fit=fit,
             templates=templates,
             image_size=image_size,
+            coverage=coverage,
+            conformal_scores=[s.strip() for s in conformal.split(",") if s.strip()],
+            save_predictions=out.parent / "predictions.npz" if save_predictions and out else None,
+            plots=out.parent if plots and out else None,
         )
-    except (EncoderZooError, ValueError, OSError) as err:
+    except (EncoderZooError, ValueError, OSError, ImportError) as err:
         _fail(err)
     text = json.dumps(results, indent=2)
     if out:
@@ -234,7 +249,7 @@ def probe_command(
             atomic_write(out, lambda tmp: tmp.write_text(text + "\n"))
         except OSError as err:
             _fail(err)
-    typer.echo(text if format is OutputFormat.json else results_table(results))
+    typer.echo(text if format is OutputFormat.json else results_table(results) + "\n" + trust_table(results))
 
 
 @app.command("adapt")

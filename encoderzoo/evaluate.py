@@ -8,6 +8,7 @@ Protocol (recorded in the results):
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from collections.abc import Sequence
@@ -20,8 +21,10 @@ from .data import open_dataset
 from .embeddings import EmbeddingSet
 from .engine import embed_splits
 from .loading import load
+from .predictions import Predictions
 from .probes import KNNProbe, LinearProbe, evaluate, evaluate_curation, few_shot, near_duplicates, summarize
 from .probes._base import selection_metric_for
+from .trust import Trust
 
 PROBES = ("knn", "linear", "fewshot", "curation", "zeroshot")
 KNN_KS = (10, 20, 50, 100, 200)
@@ -33,18 +36,23 @@ def _single(metrics: dict) -> dict:
     return {m: summarize([metrics[m]]) for m in METRICS}
 
 
-def knn_probe(train: EmbeddingSet, val: EmbeddingSet, test: EmbeddingSet, names, device) -> dict:
-    """DINOv2 kNN (cosine, T=0.07) with k chosen on val from ``KNN_KS``; plus the MedMNIST+ preset."""
+def knn_probe(
+    train: EmbeddingSet, val: EmbeddingSet, test: EmbeddingSet, names, device, trust=None, fitted=None
+) -> dict:
+    """DINOv2 kNN (cosine, T=0.07) with k chosen on val from ``KNN_KS``; plus the MedMNIST+ preset.
+
+    ``trust`` (``encoderzoo.trust.Trust``) adds calibration and conformal entries; ``fitted`` receives the
+    fitted probe (for scoring corrupted test sets)."""
     ks = [k for k in KNN_KS if k <= len(train)] or [len(train)]
     probe = KNNProbe(k=ks[0], device=device).fit(train.features.numpy(), train.labels)
     metric = selection_metric_for(probe.column_targets(train.labels, split="train"), probe.multilabel_)
     val_true = probe.column_targets(val.labels, split="val")
-    val_scores = {
-        k: evaluate(val_true, p, names)[metric] for k, p in probe.predict_proba_many(val.features.numpy(), ks).items()
-    }
+    val_proba = probe.predict_proba_many(val.features.numpy(), ks)
+    val_scores = {k: evaluate(val_true, p, names)[metric] for k, p in val_proba.items()}
     best_k = max(ks, key=lambda k: (val_scores[k], -k))
     probe.set_params(k=best_k)
-    test_metrics = evaluate(probe.column_targets(test.labels), probe.predict_proba(test.features.numpy()), names)
+    test_true, test_proba = probe.column_targets(test.labels), probe.predict_proba(test.features.numpy())
+    test_metrics = evaluate(test_true, test_proba, names)
     result = {
         "k": best_k,
         "selection_metric": metric,
@@ -52,6 +60,10 @@ def knn_probe(train: EmbeddingSet, val: EmbeddingSet, test: EmbeddingSet, names,
         **_single(test_metrics),
         "auroc_skipped": test_metrics["auroc_skipped"],
     }
+    if trust is not None:
+        result |= trust.assess("knn", (val.ids, val_true, val_proba[best_k]), (test.ids, test_true, test_proba), names)
+    if fitted is not None:
+        fitted["knn"] = probe
     if train.labels.ndim == 1 and len(train) >= 11:
         plus = KNNProbe.medmnist_plus(device=device).fit(train.features.numpy(), train.labels)
         plus_metrics = evaluate(plus.column_targets(test.labels), plus.predict_proba(test.features.numpy()), names)
@@ -59,9 +71,16 @@ def knn_probe(train: EmbeddingSet, val: EmbeddingSet, test: EmbeddingSet, names,
     return result
 
 
-def linear_probe(train, val, test, names, device) -> dict:
+def linear_probe(train, val, test, names, device, trust=None, fitted=None) -> dict:
     probe = LinearProbe(device=device).fit(train.features.numpy(), train.labels, val.features.numpy(), val.labels)
-    metrics = evaluate(probe.column_targets(test.labels), probe.predict_proba(test.features.numpy()), names)
+    test_true, test_proba = probe.column_targets(test.labels), probe.predict_proba(test.features.numpy())
+    metrics = evaluate(test_true, test_proba, names)
+    if fitted is not None:
+        fitted["linear"] = probe
+    trusted = {}
+    if trust is not None:
+        val_data = (val.ids, probe.column_targets(val.labels, split="val"), probe.predict_proba(val.features.numpy()))
+        trusted = trust.assess("linear", val_data, (test.ids, test_true, test_proba), names)
     return {
         "C": probe.C_,
         "standardize": probe.standardize_,
@@ -71,6 +90,7 @@ def linear_probe(train, val, test, names, device) -> dict:
         "path": probe.path_,
         **_single(metrics),
         "auroc_skipped": metrics["auroc_skipped"],
+        **trusted,
     }
 
 
@@ -89,8 +109,18 @@ def run_probes(
     progress: bool = True,
     templates: str | None = None,
     image_size: int | None = None,
+    coverage: float = 0.9,
+    conformal_scores: Sequence[str] = ("lac", "aps"),
+    save_predictions: str | os.PathLike[str] | None = None,
+    plots: str | os.PathLike[str] | None = None,
 ) -> dict:
     """Embed train/val/test of ``dataset`` with ``encoder`` and run ``probes``; returns the results dict.
+
+    Every probe with probabilities also reports calibration (before and after temperature scaling on val) and
+    split-conformal sets calibrated on val at ``coverage`` with ``conformal_scores`` (``encoderzoo.trust``).
+    ``save_predictions``: write ``predictions.npz`` (every scored split: ids, labels, float32 probabilities) at
+    this path. ``plots``: write reliability diagrams (and accuracy against corruption severity) as PNGs into
+    this folder (``pip install 'encoderzoo[plots]'``); their paths are listed in ``results["plots"]``.
 
     ``image_size`` runs the encoder at that input size (``load(..., image_size=)``; ``None``: the spec's own);
     the size used is recorded as ``results["image_size"]``.
@@ -105,6 +135,12 @@ def run_probes(
     if templates is not None and "zeroshot" not in probes:
         raise ValueError("templates apply to the zeroshot probe only: add zeroshot to the probes")
     resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    if plots is not None:
+        from .plots import require_matplotlib
+
+        require_matplotlib()  # before any work
+    store = Predictions() if save_predictions or plots is not None else None
+    trust = Trust(coverage, tuple(conformal_scores), predictions=store)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     model = load(
@@ -127,11 +163,11 @@ def run_probes(
         if name == "zeroshot":
             from .text.zeroshot import zeroshot_probe
 
-            out["zeroshot"] = zeroshot_probe(model, test, names, data.task, templates, dataset, resolved)
+            out["zeroshot"] = zeroshot_probe(model, test, names, data.task, templates, dataset, resolved, trust, val)
         elif name == "knn":
-            out["knn"] = knn_probe(train, val, test, names, resolved)
+            out["knn"] = knn_probe(train, val, test, names, resolved, trust)
         elif name == "linear":
-            out["linear"] = linear_probe(train, val, test, names, resolved)
+            out["linear"] = linear_probe(train, val, test, names, resolved, trust)
         elif name == "fewshot":
             if train.labels.ndim == 2:
                 out["fewshot"] = {"skipped": "few-shot episodes need single-label tasks"}
@@ -145,7 +181,12 @@ def run_probes(
                     seeds=seeds,
                     X_val=val.features.numpy(),
                     y_val=val.labels,
+                    label_names=names,
                     device=resolved,
+                    trust={"coverage": coverage, "scores": tuple(conformal_scores), "n_bins": trust.n_bins},
+                    record=lambda key, split, labels, proba: trust.record(
+                        key, split, (val if split == "val" else test).ids, labels, proba
+                    ),
                 )
         else:
             out["curation"] = {
@@ -165,7 +206,9 @@ def run_probes(
                 "near_duplicates": near_duplicates(train.features.numpy(), train.ids, device=resolved),
             }
         timings[name] = time.perf_counter() - start
-    return {
+    if save_predictions:
+        store.save(save_predictions)  # type: ignore[union-attr]
+    results = {
         "encoder": model.spec.name,
         "revision": model.spec.source.revision,
         "weights": model.spec.source.repo_id or model.spec.source.package,
@@ -189,13 +232,20 @@ def run_probes(
             "curation": {"fractions": list(fractions), "method": "k-means prototypes, distance quantiles, FPS"},
             "zeroshot": _zeroshot_protocol(),
             "preprocessing": test.metadata.get("preprocessing"),
+            **trust.protocol(),
         },
         "seeds": list(range(seeds)),
         "probes": out,
         "versions": versions(),
         "device": device_name(resolved),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        **({"predictions": str(save_predictions)} if save_predictions else {}),
     }
+    if plots is not None:
+        from .plots import write_plots
+
+        results["plots"] = [str(p) for p in write_plots(results, store, plots)]
+    return results
 
 
 def _zeroshot_protocol() -> dict:
