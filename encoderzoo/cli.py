@@ -178,6 +178,17 @@ def _int_list(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
 
+def _sizes(text: str) -> dict[str, int]:
+    """``train=3000,test=500`` -> ``{"train": 3000, "test": 500}``."""
+    sizes = {}
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        split, sep, value = part.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise ValueError(f"--max-samples takes split=N pairs, e.g. train=3000,test=500; got {part!r}")
+        sizes[split.strip()] = int(value)
+    return sizes
+
+
 @app.command("probe")
 def probe_command(
     encoder: str = typer.Option("efficientnet-lite0", "--encoder", "-e", help="registry name, hf-hub: or local-dir:"),
@@ -191,7 +202,8 @@ def probe_command(
         "knn,linear",
         "--probes",
         "-p",
-        help="comma-separated: knn, linear, fewshot, curation, zeroshot (image-text encoders; no training data)",
+        help="comma-separated: knn, linear, fewshot, curation, zeroshot (image-text encoders; no training data), "
+        "robustness (kNN/linear on MedMNIST-C corrupted test sets)",
     ),
     shots: str = typer.Option("1,5,10", help="few-shot sizes per class"),
     seeds: int = typer.Option(5, help="seeds for few-shot episodes and random curation baselines"),
@@ -208,6 +220,13 @@ def probe_command(
     ),
     coverage: float = typer.Option(0.9, "--coverage", help="target coverage of the conformal prediction sets"),
     conformal: str = typer.Option("lac,aps", "--conformal", help="conformal scores: lac, aps, raps (first: headline)"),
+    corruptions: str | None = typer.Option(
+        None, "--corruptions", help="robustness: MedMNIST-C preset (bloodmnist, pneumoniamnist...; auto for medmnist:)"
+    ),
+    severities: str = typer.Option("1,2,3,4,5", "--severities", help="robustness: corruption severities (1-5)"),
+    max_samples: str | None = typer.Option(
+        None, "--max-samples", help="run on a seeded, class-stratified subset, e.g. train=3000,val=800,test=400"
+    ),
     image_size: int | None = typer.Option(None, "--image-size", help=_IMAGE_SIZE_HELP),
     templates: str | None = typer.Option(
         None,
@@ -218,7 +237,7 @@ def probe_command(
 ) -> None:
     """How good is an encoder on a dataset? Embeds (cached), probes, prints a table, writes results.json."""
     from .evaluate import results_table, run_probes
-    from .trust import trust_table
+    from .trust import robustness_table, trust_table
 
     try:
         if (save_predictions or plots) and not out:
@@ -240,6 +259,9 @@ def probe_command(
             conformal_scores=[s.strip() for s in conformal.split(",") if s.strip()],
             save_predictions=out.parent / "predictions.npz" if save_predictions and out else None,
             plots=out.parent if plots and out else None,
+            corruptions=corruptions,
+            severities=_int_list(severities),
+            max_samples=_sizes(max_samples) if max_samples else None,
         )
     except (EncoderZooError, ValueError, OSError, ImportError) as err:
         _fail(err)
@@ -249,7 +271,12 @@ def probe_command(
             atomic_write(out, lambda tmp: tmp.write_text(text + "\n"))
         except OSError as err:
             _fail(err)
-    typer.echo(text if format is OutputFormat.json else results_table(results) + "\n" + trust_table(results))
+    if format is OutputFormat.json:
+        typer.echo(text)
+    else:
+        tables = [results_table(results), trust_table(results)]
+        tables += [robustness_table(results, p) for p in ("knn", "linear")]
+        typer.echo("\n\n".join(t for t in tables if t))
 
 
 @app.command("adapt")

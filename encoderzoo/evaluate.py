@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 
 import torch
@@ -26,7 +26,7 @@ from .probes import KNNProbe, LinearProbe, evaluate, evaluate_curation, few_shot
 from .probes._base import selection_metric_for
 from .trust import Trust
 
-PROBES = ("knn", "linear", "fewshot", "curation", "zeroshot")
+PROBES = ("knn", "linear", "fewshot", "curation", "zeroshot", "robustness")
 KNN_KS = (10, 20, 50, 100, 200)
 METRICS = ("accuracy", "balanced_accuracy", "auroc")
 
@@ -113,6 +113,9 @@ def run_probes(
     conformal_scores: Sequence[str] = ("lac", "aps"),
     save_predictions: str | os.PathLike[str] | None = None,
     plots: str | os.PathLike[str] | None = None,
+    corruptions: str | None = None,
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+    max_samples: Mapping[str, int] | None = None,
 ) -> dict:
     """Embed train/val/test of ``dataset`` with ``encoder`` and run ``probes``; returns the results dict.
 
@@ -121,6 +124,11 @@ def run_probes(
     ``save_predictions``: write ``predictions.npz`` (every scored split: ids, labels, float32 probabilities) at
     this path. ``plots``: write reliability diagrams (and accuracy against corruption severity) as PNGs into
     this folder (``pip install 'encoderzoo[plots]'``); their paths are listed in ``results["plots"]``.
+
+    ``robustness`` re-embeds the test split under the MedMNIST-C corruptions of the preset ``corruptions`` (read
+    off ``medmnist:NAME`` specs) at ``severities`` and scores the kNN and linear probes fitted on clean data
+    (``encoderzoo.robustness``). ``max_samples`` (``{"train": 3000, "test": 500}``) runs on a seeded,
+    class-stratified subset of those splits (``encoderzoo.data.subset``), recorded in the results.
 
     ``image_size`` runs the encoder at that input size (``load(..., image_size=)``; ``None``: the spec's own);
     the size used is recorded as ``results["image_size"]``.
@@ -132,6 +140,8 @@ def run_probes(
     unknown = [p for p in probes if p not in PROBES]
     if unknown:
         raise ValueError(f"unknown probe(s) {unknown}; choose from {PROBES}")
+    if "robustness" in probes and not {"knn", "linear"} & set(probes):
+        raise ValueError("robustness scores the fitted knn and linear probes: add knn and/or linear to the probes")
     if templates is not None and "zeroshot" not in probes:
         raise ValueError("templates apply to the zeroshot probe only: add zeroshot to the probes")
     resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
@@ -147,6 +157,15 @@ def run_probes(
         encoder, device=resolved, dtype=dtype, text=True if "zeroshot" in probes else None, image_size=image_size
     )
     data = open_dataset(dataset)
+    if max_samples:
+        from .data.subset import SubsetDataset
+
+        data = SubsetDataset(data, max_samples)
+    if "robustness" in probes:
+        from .robustness import check_severities, preset_for
+
+        preset = preset_for(data, corruptions)  # before any embedding
+        check_severities(severities)
     needed = ("test",) if set(probes) == {"zeroshot"} else ("train", "val", "test")
     missing = [s for s in needed if s not in data.splits]
     if missing:
@@ -158,16 +177,17 @@ def run_probes(
     train, val, test = sets.get("train"), sets.get("val"), sets["test"]
     names = data.label_names
     out: dict = {}
-    for name in probes:
+    fitted: dict = {}
+    for name in [p for p in probes if p != "robustness"]:
         start = time.perf_counter()
         if name == "zeroshot":
             from .text.zeroshot import zeroshot_probe
 
             out["zeroshot"] = zeroshot_probe(model, test, names, data.task, templates, dataset, resolved, trust, val)
         elif name == "knn":
-            out["knn"] = knn_probe(train, val, test, names, resolved, trust)
+            out["knn"] = knn_probe(train, val, test, names, resolved, trust, fitted)
         elif name == "linear":
-            out["linear"] = linear_probe(train, val, test, names, resolved, trust)
+            out["linear"] = linear_probe(train, val, test, names, resolved, trust, fitted)
         elif name == "fewshot":
             if train.labels.ndim == 2:
                 out["fewshot"] = {"skipped": "few-shot episodes need single-label tasks"}
@@ -206,6 +226,23 @@ def run_probes(
                 "near_duplicates": near_duplicates(train.features.numpy(), train.ids, device=resolved),
             }
         timings[name] = time.perf_counter() - start
+    if "robustness" in probes:
+        from .robustness import robustness_probe
+
+        start = time.perf_counter()
+        per_probe, out["robustness"] = robustness_probe(
+            lambda d: embed_splits(model, d, ["test"], batch_size=batch_size, fit=fit, progress=progress)["test"],
+            data,
+            fitted,
+            names,
+            preset=preset,
+            severities=severities,
+            device=resolved,
+            trust=trust,
+        )
+        for probe_name, entry in per_probe.items():
+            out[probe_name]["robustness"] = entry
+        timings["robustness"] = time.perf_counter() - start
     if save_predictions:
         store.save(save_predictions)  # type: ignore[union-attr]
     results = {

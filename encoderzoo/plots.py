@@ -50,13 +50,15 @@ def _diagram(ax, table: dict, title: str) -> None:
     ax.bar(lower, accuracy, width=width, align="edge", edgecolor="black", color="#4c72b0", label="accuracy")
     ax.bar(
         lower,
-        confidence - accuracy,
-        bottom=accuracy,
+        np.abs(confidence - accuracy),
+        bottom=np.minimum(confidence, accuracy),
         width=width,
         align="edge",
-        color="#dd8452",
-        alpha=0.5,
-        label="gap to confidence",
+        color="#c44e52",
+        alpha=0.35,
+        hatch="//",
+        edgecolor="#c44e52",
+        label="gap to mean confidence",
     )
     ax.plot([0, 1], [0, 1], "k--", linewidth=1)
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=f"{title}\nECE {table['ece']:.3f}")
@@ -77,7 +79,7 @@ def reliability_figure(probe: str, results: dict, store: Predictions, folder: Pa
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
     _diagram(axes[0], reliability(y, proba, n_bins), f"{probe}: before")
     _diagram(axes[1], reliability(y, scale(proba, t, y.ndim == 2), n_bins), f"{probe}: temperature T = {t:.3g}")
-    fig.suptitle(f"{results['encoder']} on {results['dataset']} (test)", fontsize=9)
+    fig.suptitle(f"{results['encoder']} on {results['dataset']} (test)", fontsize=9, y=1.06)
     try:
         return _save(fig, folder / f"reliability_{probe}.png")
     finally:
@@ -115,3 +117,23 @@ def write_plots(results: dict, store: Predictions, folder: str | os.PathLike[str
     paths = [reliability_figure(p, results, store, folder) for p in RELIABILITY_PROBES]
     paths += [robustness_figure(p, results, folder) for p in ("knn", "linear")]
     return [p for p in paths if p is not None]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m encoderzoo.plots RESULTS_JSON``: redraw the figures of a run from its results.json and the
+    predictions.npz beside it (written with ``--save-predictions``)."""
+    import json
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        raise SystemExit("usage: python -m encoderzoo.plots path/to/results.json")
+    results_path = Path(args[0])
+    results = json.loads(results_path.read_text())
+    store = Predictions.load(results_path.parent / "predictions.npz")
+    for path in write_plots(results, store, results_path.parent):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

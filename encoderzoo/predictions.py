@@ -44,6 +44,14 @@ class Predictions:
         """``<probe>/<split>`` of everything recorded, in order."""
         return [k[: -len("/proba")] for k in self.arrays if k.endswith("/proba")]
 
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Predictions:
+        """A store holding the arrays of a saved ``predictions.npz``."""
+        store = cls()
+        with np.load(path) as saved:
+            store.arrays = {k: saved[k] for k in saved.files}
+        return store
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a path

@@ -118,3 +118,29 @@ def trust_table(results: dict) -> str:
         f"{conformal.get('score')}, target coverage {conformal.get('target')}"
     )
     return "\n".join([note, *lines])
+
+
+def robustness_table(results: dict, probe: str = "linear") -> str:
+    """Corruption x severity table of one probe's test accuracy (AUROC in brackets), with the clean reference."""
+    entry = results["probes"].get(probe, {}).get("robustness")
+    if not entry:
+        return ""
+    severities = [str(s) for s in results["probes"]["robustness"]["severities"]]
+    rows = [(f"{probe} under corruption", *(f"severity {s}" for s in severities))]
+    clean = entry["clean"]
+    rows.append(("clean", f"{clean['accuracy']:.3f} ({clean['auroc']:.3f})", *[""] * (len(severities) - 1)))
+    for name, by_severity in entry["corruptions"].items():
+        cells = [
+            f"{by_severity[s]['accuracy']['mean']:.3f} ({by_severity[s]['auroc']['mean']:.3f})" for s in severities
+        ]
+        rows.append((name, *cells))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    drop = entry["relative_drop_auroc"]["mean"]
+    return "\n".join(
+        [
+            *lines,
+            f"mean over corruptions: accuracy {entry['robust_accuracy']['mean']:.3f}, "
+            f"AUROC {entry['robust_auroc']['mean']:.3f} ({drop:+.1%} relative AUROC drop)",
+        ]
+    )
