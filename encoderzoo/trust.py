@@ -141,6 +141,6 @@ def robustness_table(results: dict, probe: str = "linear") -> str:
         [
             *lines,
             f"mean over corruptions: accuracy {entry['robust_accuracy']['mean']:.3f}, "
-            f"AUROC {entry['robust_auroc']['mean']:.3f} ({drop:+.1%} relative AUROC drop)",
+            f"AUROC {entry['robust_auroc']['mean']:.3f}, relative AUROC drop from clean {drop:.1%}",
         ]
     )
