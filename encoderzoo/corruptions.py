@@ -12,7 +12,7 @@ parameters per dataset (``PRESETS``) and its pixel conventions:
 - brightness and contrast follow PIL ``ImageEnhance`` (a blend with black or with the mean gray level), gamma
   torchvision's PIL lookup table, saturation scikit-image's HSV round trip, pixelation PIL's two-pass BOX
   resampling, Gaussian blur torchvision's kernel, defocus blur the package's anti-aliased disk, JPEG the
-  libjpeg encoder through ``torchvision.io`` (as PIL, 4:2:0 chroma subsampling);
+  libjpeg codec through ``torchvision.io`` (as PIL, 4:2:0 chroma subsampling; the one family run on the CPU);
 - noise is drawn per image from a generator seeded by ``(seed, corruption, severity, row)``, so a row's
   corruption does not depend on the batch it falls in.
 
@@ -183,12 +183,13 @@ def pixelate(x: torch.Tensor, factor: float, **_) -> torch.Tensor:
 
 
 def jpeg_compression(x: torch.Tensor, quality: int, **_) -> torch.Tensor:
-    """Encode and decode at ``quality`` with libjpeg (``torchvision.io``; nvJPEG on CUDA)."""
+    """Encode and decode at ``quality`` with libjpeg through ``torchvision.io``, on the CPU (the codec the package
+    uses through PIL; a GPU encoder need not produce the same bytes), then back to ``x``'s device."""
     from torchvision.io import decode_jpeg, encode_jpeg
 
-    images = [im.contiguous() for im in x]
-    encoded = encode_jpeg(images, quality=int(quality))
-    return torch.stack([im.to(x.device) for im in decode_jpeg(encoded, device=x.device)])
+    images = [im.contiguous() for im in x.cpu()]
+    decoded = decode_jpeg(encode_jpeg(images, quality=int(quality)))
+    return torch.stack(decoded).to(x.device)
 
 
 def _reflect_conv(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
