@@ -141,3 +141,31 @@ def test_every_preset_lists_what_it_leaves_out():
         assert set(families) | set(NOT_IMPLEMENTED[preset]) == set(published)
         for name, params in families.items():
             assert list(params) == list(published[name].severity_params)[:5]
+
+
+@pytest.mark.parametrize("params", [(3, 3), (10, 5), (10, 9)])
+def test_motion_blur_matches_imagemagick_through_medmnistc(params, monkeypatch):
+    filters = pytest.importorskip("medmnistc.corruptions.filter", reason="medmnistc + Wand + ImageMagick needed")
+    # the package calls np.fromstring, which numpy 2 removed: give it the equivalent frombuffer for this test
+    monkeypatch.setattr(np, "fromstring", lambda data, dtype: np.frombuffer(data, dtype), raising=False)
+    from encoderzoo.corruptions import motion_blur_at
+
+    corruptor = filters.MotionBlur(severity_params=[params])
+    canvas, _ = to_corruption_canvas(_images(n=2, seed=3))
+    for i, image in enumerate(canvas):
+        np.random.seed(i)  # the package draws the angle from numpy's global generator: draw it the same way
+        reference = corruptor.apply(Image.fromarray(image.permute(1, 2, 0).numpy()), 0)
+        np.random.seed(i)
+        ours = motion_blur_at(image, *params, angle=np.random.uniform(-45, 45)).permute(1, 2, 0).numpy()
+        difference = np.abs(ours.astype(int) - reference.astype(int))
+        assert (reference != image.permute(1, 2, 0).numpy()).mean() > 0.3
+        # ImageMagick's float arithmetic vs our float64 before truncation: sums within ~1e-6 of an integer differ
+        assert difference.max() <= 1 and difference.mean() < 0.05
+
+
+def test_motion_blur_angle_is_drawn_per_row():
+    images = _images(n=3)
+    whole = corrupt(images, "motion_blur", 4, "bloodmnist", rows=[7, 8, 9])
+    single = corrupt(images[1:2], "motion_blur", 4, "bloodmnist", rows=[8])
+    assert torch.equal(whole[1:2], single)
+    assert not torch.equal(whole[0], corrupt(images[0:1], "motion_blur", 4, "bloodmnist", rows=[9])[0])

@@ -42,7 +42,7 @@ def test_robustness_scores_the_clean_fitted_probes_on_every_corrupted_test_set(
     summary = results["probes"]["robustness"]
     assert summary["preset"] == "bloodmnist" and summary["severities"] == [1, 5]
     assert summary["corruptions"] == list(PRESETS["bloodmnist"])
-    assert summary["not_implemented"] == ["motion_blur", "stain_deposit", "bubble"]
+    assert summary["not_implemented"] == ["stain_deposit", "bubble"]
     for probe in ("knn", "linear"):
         entry = results["probes"][probe]["robustness"]
         cells = [c for by_sev in entry["corruptions"].values() for c in by_sev.values()]
@@ -55,8 +55,8 @@ def test_robustness_scores_the_clean_fitted_probes_on_every_corrupted_test_set(
         drop = (clean - cell["accuracy"]["mean"]) / clean
         assert cell["relative_drop_accuracy"]["mean"] == pytest.approx(drop, abs=1e-15)
     saved = np.load(tmp_path / "predictions.npz")
-    clean_proba = saved["robustness/linear/clean/0/test/proba"]
-    worst = saved["robustness/linear/pixelate/5/test/proba"]
+    clean_proba = saved["robustness/knn/clean/0/test/proba"]  # the linear probe may be constant on random features
+    worst = saved["robustness/knn/pixelate/5/test/proba"]
     assert clean_proba.shape == worst.shape == (24, 3) and not np.array_equal(clean_proba, worst)
     # one cache entry per corrupted test set (+ the clean canvas), next to train/val/test
     keys = {p.parent.name for p in (tmp_path / "cache" / "embeddings").glob("*/test.safetensors")}
