@@ -237,7 +237,7 @@ def run_probes(
             names,
             preset=preset,
             severities=severities,
-            device=resolved,
+            device=next(model.parameters()).device,  # corrupt where the encoder runs (its own GPU under torchrun)
             trust=trust,
         )
         for probe_name, entry in per_probe.items():

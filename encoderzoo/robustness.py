@@ -110,7 +110,7 @@ def robustness_probe(
     *,
     preset: str,
     severities: Sequence[int] = SEVERITIES,
-    device: str,
+    device: str | torch.device,
     seed: int = 0,
     trust=None,
 ) -> tuple[dict, dict]:
