@@ -25,6 +25,7 @@ from ..paths import check_writable
 from ..per_label import per_label
 from ..probes import evaluate, summarize
 from ..probes.metrics import METRICS
+from ..trust import Trust
 from .folder import CHECKPOINT_DIR, RESULTS_FILE, describe, save_adapted
 from .model import TEXT_METHODS, AdaptedEncoder, AdapterError, check_method, head_outputs
 from .training import CHECKPOINT_NAME, SplitReader, TrainConfig, _world, fit, predict_proba, stratified_subset
@@ -164,8 +165,16 @@ def adapt(
 
     start = time.perf_counter()
     test = SplitReader(test_data, "test", model, np.arange(test_data.num_samples("test")))
-    metrics = evaluate(test.labels, predict_proba(model, test, data.task, config.eval_batch_size), data.label_names)
+    test_proba = predict_proba(model, test, data.task, config.eval_batch_size)
+    metrics = evaluate(test.labels, test_proba, data.label_names)
     timings["test"] = time.perf_counter() - start
+    val = SplitReader(data, "val", model, np.arange(data.num_samples("val")))  # calibration and conformal sets
+    trusted = Trust().assess(
+        "adapted",
+        (data.sample_ids("val"), val.labels, predict_proba(model, val, data.task, config.eval_batch_size)),
+        (data.sample_ids("test"), test.labels, test_proba),
+        data.label_names,
+    )
 
     trainable, total = model.parameter_counts()
     meta = describe(
@@ -207,6 +216,7 @@ def adapt(
                 **{m: summarize([metrics[m]]) for m in METRICS},
                 "auroc_skipped": metrics["auroc_skipped"],
                 **per_label(test.labels, metrics),
+                **trusted,
             }
         },
         "training": {

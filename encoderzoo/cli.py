@@ -239,6 +239,17 @@ def _check_batch_size(batch_size: int | None) -> None:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
 
 
+def _sizes(text: str) -> dict[str, int]:
+    """``train=3000,test=500`` -> ``{"train": 3000, "test": 500}``."""
+    sizes = {}
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        split, sep, value = part.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise ValueError(f"--max-samples takes split=N pairs, e.g. train=3000,test=500; got {part!r}")
+        sizes[split.strip()] = int(value)
+    return sizes
+
+
 @app.command("probe")
 def probe_command(
     encoder: str = typer.Option("efficientnet-lite0", "--encoder", "-e", help="registry name, hf-hub: or local-dir:"),
@@ -258,7 +269,8 @@ def probe_command(
         "knn,linear",
         "--probes",
         "-p",
-        help="comma-separated: knn, linear, fewshot, curation, zeroshot (image-text encoders; no training data)",
+        help="comma-separated: knn, linear, fewshot, curation, zeroshot (image-text encoders; no training data), "
+        "robustness (kNN/linear on MedMNIST-C corrupted test sets)",
     ),
     shots: str = typer.Option("1,5,10", help="few-shot sizes per class"),
     seeds: int = typer.Option(5, help="seeds for few-shot episodes and random curation baselines"),
@@ -268,6 +280,21 @@ def probe_command(
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json on stdout"),
     per_label: bool = typer.Option(False, "--per-label", help="also print AUROC per label (multi-label tasks)"),
     out: Path | None = typer.Option(None, "--out", "-o", help="also write the results as JSON to this file"),
+    save_predictions: bool = typer.Option(
+        False, "--save-predictions", help="also write predictions.npz beside results.json (ids, labels, probabilities)"
+    ),
+    plots: bool = typer.Option(
+        False, "--plots", help="also write reliability diagrams (and accuracy vs severity) as PNGs beside results.json"
+    ),
+    coverage: float = typer.Option(0.9, "--coverage", help="target coverage of the conformal prediction sets"),
+    conformal: str = typer.Option("lac,aps", "--conformal", help="conformal scores: lac, aps, raps (first: headline)"),
+    corruptions: str | None = typer.Option(
+        None, "--corruptions", help="robustness: MedMNIST-C preset (bloodmnist, pneumoniamnist...; auto for medmnist:)"
+    ),
+    severities: str = typer.Option("1,2,3,4,5", "--severities", help="robustness: corruption severities (1-5)"),
+    max_samples: str | None = typer.Option(
+        None, "--max-samples", help="run on a seeded, class-stratified subset, e.g. train=3000,val=800,test=400"
+    ),
     image_size: int | None = typer.Option(None, "--image-size", help=_IMAGE_SIZE_HELP),
     revision: str | None = typer.Option(
         None, "--revision", help="registry entries: load the weights at this commit, branch or tag instead of the pin"
@@ -285,8 +312,11 @@ def probe_command(
     probe_list, shot_list = [p.strip() for p in probes.split(",") if p.strip()], _int_list(shots, "--shots")
     check_probe_settings(probe_list, shot_list, seeds, batch_size)  # before torch is even imported
     from .evaluate import results_table, run_probes
+    from .trust import robustness_table, trust_table
 
     try:
+        if (save_predictions or plots) and not out:
+            raise ValueError("--save-predictions and --plots write beside results.json: give --out PATH too")
         if out:
             check_writable(out, folder=False)  # before any work: a bad --out must not cost an embedding run
         results = run_probes(
@@ -302,8 +332,15 @@ def probe_command(
             image_size=image_size,
             revision=revision,
             test_dataset=test_dataset,
+            coverage=coverage,
+            conformal_scores=[s.strip() for s in conformal.split(",") if s.strip()],
+            save_predictions=out.parent / "predictions.npz" if save_predictions and out else None,
+            plots=out.parent if plots and out else None,
+            corruptions=corruptions,
+            severities=_int_list(severities),
+            max_samples=_sizes(max_samples) if max_samples else None,
         )
-    except (EncoderZooError, ValueError, OSError) as err:
+    except (EncoderZooError, ValueError, OSError, ImportError) as err:
         _fail(err)
     text = json.dumps(results, indent=2)
     if out:
@@ -311,11 +348,16 @@ def probe_command(
             atomic_write(out, lambda tmp: tmp.write_text(text + "\n"))
         except OSError as err:
             _fail(err)
-    typer.echo(text if format is OutputFormat.json else results_table(results))
-    if per_label and format is OutputFormat.table:
-        from .per_label import per_label_table
+    if format is OutputFormat.json:
+        typer.echo(text)
+    else:
+        tables = [results_table(results), trust_table(results)]
+        tables += [robustness_table(results, p) for p in ("knn", "linear")]
+        if per_label:
+            from .per_label import per_label_table
 
-        typer.echo(per_label_table(results))
+            tables.append(per_label_table(results))
+        typer.echo("\n\n".join(t for t in tables if t))
 
 
 @app.command("adapt")

@@ -8,9 +8,10 @@ Protocol (recorded in the results):
 
 from __future__ import annotations
 
+import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 
 import numpy as np
@@ -23,10 +24,12 @@ from .embeddings import EmbeddingSet
 from .engine import embed_splits
 from .loading import load
 from .per_label import label_counts, per_label
+from .predictions import Predictions
 from .probe_settings import check_probe_settings
 from .probes import KNNProbe, LinearProbe, evaluate, evaluate_curation, few_shot, near_duplicates, summarize
 from .probes._base import selection_metric_for
 from .probes.metrics import METRICS
+from .trust import Trust
 
 KNN_KS = (10, 20, 50, 100, 200)
 
@@ -36,18 +39,23 @@ def _single(metrics: dict) -> dict:
     return {m: summarize([metrics[m]]) for m in METRICS}
 
 
-def knn_probe(train: EmbeddingSet, val: EmbeddingSet, test: EmbeddingSet, names, device) -> dict:
-    """DINOv2 kNN (cosine, T=0.07) with k chosen on val from ``KNN_KS``; plus the MedMNIST+ preset."""
+def knn_probe(
+    train: EmbeddingSet, val: EmbeddingSet, test: EmbeddingSet, names, device, trust=None, fitted=None
+) -> dict:
+    """DINOv2 kNN (cosine, T=0.07) with k chosen on val from ``KNN_KS``; plus the MedMNIST+ preset.
+
+    ``trust`` (``encoderzoo.trust.Trust``) adds calibration and conformal entries; ``fitted`` receives the
+    fitted probe (for scoring corrupted test sets)."""
     ks = [k for k in KNN_KS if k <= len(train)] or [len(train)]
     probe = KNNProbe(k=ks[0], device=device).fit(train.features.numpy(), train.labels)
     metric = selection_metric_for(probe.column_targets(train.labels, split="train"), probe.multilabel_)
     val_true = probe.column_targets(val.labels, split="val")
-    val_scores = {
-        k: evaluate(val_true, p, names)[metric] for k, p in probe.predict_proba_many(val.features.numpy(), ks).items()
-    }
+    val_proba = probe.predict_proba_many(val.features.numpy(), ks)
+    val_scores = {k: evaluate(val_true, p, names)[metric] for k, p in val_proba.items()}
     best_k = max(ks, key=lambda k: (val_scores[k], -k))
     probe.set_params(k=best_k)
-    test_metrics = evaluate(probe.column_targets(test.labels), probe.predict_proba(test.features.numpy()), names)
+    test_true, test_proba = probe.column_targets(test.labels), probe.predict_proba(test.features.numpy())
+    test_metrics = evaluate(test_true, test_proba, names)
     result = {
         "k": best_k,
         "selection_metric": metric,
@@ -56,6 +64,10 @@ def knn_probe(train: EmbeddingSet, val: EmbeddingSet, test: EmbeddingSet, names,
         "auroc_skipped": test_metrics["auroc_skipped"],
         **per_label(test.labels, test_metrics),
     }
+    if trust is not None:
+        result |= trust.assess("knn", (val.ids, val_true, val_proba[best_k]), (test.ids, test_true, test_proba), names)
+    if fitted is not None:
+        fitted["knn"] = probe
     if train.labels.ndim == 1 and len(train) >= 11:
         plus = KNNProbe.medmnist_plus(device=device).fit(train.features.numpy(), train.labels)
         plus_metrics = evaluate(plus.column_targets(test.labels), plus.predict_proba(test.features.numpy()), names)
@@ -63,9 +75,16 @@ def knn_probe(train: EmbeddingSet, val: EmbeddingSet, test: EmbeddingSet, names,
     return result
 
 
-def linear_probe(train, val, test, names, device) -> dict:
+def linear_probe(train, val, test, names, device, trust=None, fitted=None) -> dict:
     probe = LinearProbe(device=device).fit(train.features.numpy(), train.labels, val.features.numpy(), val.labels)
-    metrics = evaluate(probe.column_targets(test.labels), probe.predict_proba(test.features.numpy()), names)
+    test_true, test_proba = probe.column_targets(test.labels), probe.predict_proba(test.features.numpy())
+    metrics = evaluate(test_true, test_proba, names)
+    if fitted is not None:
+        fitted["linear"] = probe
+    trusted = {}
+    if trust is not None:
+        val_data = (val.ids, probe.column_targets(val.labels, split="val"), probe.predict_proba(val.features.numpy()))
+        trusted = trust.assess("linear", val_data, (test.ids, test_true, test_proba), names)
     return {
         "C": probe.C_,
         "standardize": probe.standardize_,
@@ -76,6 +95,7 @@ def linear_probe(train, val, test, names, device) -> dict:
         **_single(metrics),
         "auroc_skipped": metrics["auroc_skipped"],
         **per_label(test.labels, metrics),
+        **trusted,
     }
 
 
@@ -96,6 +116,13 @@ def run_probes(
     image_size: int | None = None,
     revision: str | None = None,
     test_dataset: str | None = None,
+    coverage: float = 0.9,
+    conformal_scores: Sequence[str] = ("lac", "aps"),
+    save_predictions: str | os.PathLike[str] | None = None,
+    plots: str | os.PathLike[str] | None = None,
+    corruptions: str | None = None,
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+    max_samples: Mapping[str, int] | None = None,
 ) -> dict:
     """Embed train/val/test of ``dataset`` with ``encoder`` and run ``probes``; returns the results dict.
 
@@ -105,6 +132,17 @@ def run_probes(
     ``test_dataset`` (external validation): fit on ``dataset``'s train and val, score ``test_dataset``'s test split
     over the labels both have (``encoderzoo.external``); results name both datasets and the labels scored.
 
+    Every probe with probabilities also reports calibration (before and after temperature scaling on val) and
+    split-conformal sets calibrated on val at ``coverage`` with ``conformal_scores`` (``encoderzoo.trust``).
+    ``save_predictions``: write ``predictions.npz`` (every scored split: ids, labels, float32 probabilities) at
+    this path. ``plots``: write reliability diagrams (and accuracy against corruption severity) as PNGs into
+    this folder (``pip install 'encoderzoo[plots]'``); their paths are listed in ``results["plots"]``.
+
+    ``robustness`` re-embeds the test split under the MedMNIST-C corruptions of the preset ``corruptions`` (read
+    off ``medmnist:NAME`` specs) at ``severities`` and scores the kNN and linear probes fitted on clean data
+    (``encoderzoo.robustness``). ``max_samples`` (``{"train": 3000, "test": 500}``) runs on a seeded,
+    class-stratified subset of those splits (``encoderzoo.data.subset``), recorded in the results.
+
     ``image_size`` runs the encoder at that input size (``load(..., image_size=)``; ``None``: the spec's own);
     the size used is recorded as ``results["image_size"]``.
 
@@ -113,9 +151,17 @@ def run_probes(
     run alone, it embeds only the test split: no training data is read.
     """
     check_probe_settings(probes, shots, seeds, batch_size)
+    if "robustness" in probes and not {"knn", "linear"} & set(probes):
+        raise ValueError("robustness scores the fitted knn and linear probes: add knn and/or linear to the probes")
     if templates is not None and "zeroshot" not in probes:
         raise ValueError("templates apply to the zeroshot probe only: add zeroshot to the probes")
     resolved = resolve_device(device)
+    if plots is not None:
+        from .plots import require_matplotlib
+
+        require_matplotlib()  # before any work
+    store = Predictions() if save_predictions or plots is not None else None
+    trust = Trust(coverage, tuple(conformal_scores), predictions=store)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     model = load(
@@ -127,6 +173,15 @@ def run_probes(
         revision=revision,
     )
     data = open_dataset(dataset)
+    if max_samples:
+        from .data.subset import SubsetDataset
+
+        data = SubsetDataset(data, max_samples)
+    if "robustness" in probes:
+        from .robustness import check_severities, preset_for
+
+        preset = preset_for(data, corruptions)  # before any embedding
+        check_severities(severities)
     needed = ("test",) if set(probes) == {"zeroshot"} else ("train", "val", "test")
     external = None
     if test_dataset is not None:
@@ -149,16 +204,17 @@ def run_probes(
     train, val, test = sets.get("train"), sets.get("val"), sets["test"]
     names = data.label_names
     out: dict = {}
-    for name in probes:
+    fitted: dict = {}
+    for name in [p for p in probes if p != "robustness"]:
         start = time.perf_counter()
         if name == "zeroshot":
             from .text.zeroshot import zeroshot_probe
 
-            out["zeroshot"] = zeroshot_probe(model, test, names, data.task, templates, dataset, resolved)
+            out["zeroshot"] = zeroshot_probe(model, test, names, data.task, templates, dataset, resolved, trust, val)
         elif name == "knn":
-            out["knn"] = knn_probe(train, val, test, names, resolved)
+            out["knn"] = knn_probe(train, val, test, names, resolved, trust, fitted)
         elif name == "linear":
-            out["linear"] = linear_probe(train, val, test, names, resolved)
+            out["linear"] = linear_probe(train, val, test, names, resolved, trust, fitted)
         elif name == "fewshot":
             if train.labels.ndim == 2:
                 out["fewshot"] = {"skipped": "few-shot episodes need single-label tasks"}
@@ -172,7 +228,12 @@ def run_probes(
                     seeds=seeds,
                     X_val=val.features.numpy(),
                     y_val=val.labels,
+                    label_names=names,
                     device=resolved,
+                    trust={"coverage": coverage, "scores": tuple(conformal_scores), "n_bins": trust.n_bins},
+                    record=lambda key, split, labels, proba: trust.record(
+                        key, split, (val if split == "val" else test).ids, labels, proba
+                    ),
                 )
         else:
             out["curation"] = {
@@ -193,7 +254,26 @@ def run_probes(
                 **({"test_label_counts": label_counts(test.labels, names)} if test.labels.ndim == 2 else {}),
             }
         timings[name] = time.perf_counter() - start
-    return {
+    if "robustness" in probes:
+        from .robustness import robustness_probe
+
+        start = time.perf_counter()
+        per_probe, out["robustness"] = robustness_probe(
+            lambda d: embed_splits(model, d, ["test"], batch_size=batch_size, fit=fit, progress=progress)["test"],
+            data,
+            fitted,
+            names,
+            preset=preset,
+            severities=severities,
+            device=next(model.parameters()).device,  # corrupt where the encoder runs (its own GPU under torchrun)
+            trust=trust,
+        )
+        for probe_name, entry in per_probe.items():
+            out[probe_name]["robustness"] = entry
+        timings["robustness"] = time.perf_counter() - start
+    if save_predictions:
+        store.save(save_predictions)  # type: ignore[union-attr]
+    results = {
         "encoder": model.spec.name,
         "revision": model.spec.source.revision,
         "weights": model.spec.source.repo_id or model.spec.source.package,
@@ -218,13 +298,20 @@ def run_probes(
             "curation": {"fractions": list(fractions), "method": "k-means prototypes, distance quantiles, FPS"},
             "zeroshot": _zeroshot_protocol(),
             "preprocessing": test.metadata.get("preprocessing"),
+            **trust.protocol(),
         },
         "seeds": list(range(seeds)),
         "probes": out,
         "versions": versions(),
         "device": device_name(resolved),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        **({"predictions": str(save_predictions)} if save_predictions else {}),
     }
+    if plots is not None:
+        from .plots import write_plots
+
+        results["plots"] = [str(p) for p in write_plots(results, store, plots)]
+    return results
 
 
 def check_shots(labels, shots: Sequence[int], names: Sequence[str], dataset: str) -> None:

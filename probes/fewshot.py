@@ -23,7 +23,8 @@ import torch
 from ._base import ProbeBase, as_features, as_labels, pick_device
 from .knn import KNNProbe
 from .linear import DEFAULT_C_GRID, LinearProbe
-from .metrics import METRICS, evaluate
+from .metrics import METRICS, evaluate, summarize
+from .trust import summarize_leaves, trust_report
 
 CLASSIFIERS = ("knn", "linear", "prototype")
 
@@ -63,11 +64,6 @@ def sample_shots(y: np.ndarray, shots: int, seed: int) -> tuple[np.ndarray, list
     return np.sort(np.concatenate(chosen)), short
 
 
-def summarize(values: Sequence[float]) -> dict:
-    arr = np.asarray(values, dtype=np.float64)
-    return {"mean": float(np.mean(arr)), "std": float(np.std(arr)), "values": [float(v) for v in arr]}
-
-
 def few_shot(
     X_train,
     y_train,
@@ -81,8 +77,16 @@ def few_shot(
     y_val=None,
     label_names=None,
     device: str | None = "auto",
+    trust: dict | None = None,
+    record=None,
 ) -> dict:
-    """Run every (shots, seed) episode; returns ``{classifier: {shots: {metric: {mean, std, values}}}}``."""
+    """Run every (shots, seed) episode; returns ``{classifier: {shots: {metric: {mean, std, values}}}}``.
+
+    ``trust``: keyword arguments of ``encoderzoo.probes.trust.trust_report`` (``coverage``, ``scores``,
+    ``n_bins``): each episode's classifier is also scored for calibration and conformal sets (calibrated on the
+    validation split, which is then required), summarized over seeds under ``calibration`` and ``conformal``.
+    ``record(key, split, labels, proba)`` receives every scored split (``key``: ``fewshot/<clf>/<n>-shot/seed<s>``).
+    """
     X_train, X_test = as_features(X_train), as_features(X_test, "X_test")
     y_train, y_test = as_labels(y_train, len(X_train)), as_labels(y_test, len(X_test))
     if y_train.ndim != 1:
@@ -90,11 +94,14 @@ def few_shot(
     unknown = [c for c in classifiers if c not in CLASSIFIERS]
     if unknown:
         raise ValueError(f"unknown classifier(s) {unknown}; choose from {CLASSIFIERS}")
+    if trust is not None and X_val is None:
+        raise ValueError("few-shot calibration and conformal sets need a validation split: pass X_val and y_val")
     results: dict = {c: {} for c in classifiers}
     notes: dict = {}
     unit = [unit_rows(X) if X is not None else None for X in (X_train, X_test, X_val)]  # the linear classifier's
     for n in shots:
         per_classifier: dict = {c: [] for c in classifiers}
+        trusted: dict = {c: [] for c in classifiers}
         for seed in range(seeds):
             index, short = sample_shots(y_train, n, seed)
             if short:
@@ -104,10 +111,24 @@ def few_shot(
                 train, test = (unit[0], unit[1]) if name == "linear" else (X_train, X_test)
                 args = (unit[2], y_val) if (name == "linear" and X_val is not None) else ()
                 probe.fit(train[index], y_train[index], *args)
-                proba = probe.predict_proba(test)
-                per_classifier[name].append(evaluate(probe.column_targets(y_test), proba, label_names))
+                proba, test_true = probe.predict_proba(test), probe.column_targets(y_test)
+                per_classifier[name].append(evaluate(test_true, proba, label_names))
+                if trust is not None or record is not None:
+                    val_x = unit[2] if name == "linear" else X_val
+                    val_proba = probe.predict_proba(val_x) if X_val is not None else None
+                    val_true = probe.column_targets(y_val, split="val") if X_val is not None else None
+                    key = f"fewshot/{name}/{n}-shot/seed{seed}"
+                    if record is not None:
+                        if val_proba is not None:
+                            record(key, "val", val_true, val_proba)
+                        record(key, "test", test_true, proba)
+                    if trust is not None:
+                        report = trust_report(val_true, val_proba, test_true, proba, label_names=label_names, **trust)
+                        trusted[name].append(report)
         for name, runs in per_classifier.items():
             results[name][n] = {m: summarize([r[m] for r in runs]) for m in METRICS}
+            if trusted[name]:
+                results[name][n] |= summarize_leaves(trusted[name])
     return {"results": results, "shots": list(shots), "seeds": list(range(seeds)), "notes": notes}
 
 

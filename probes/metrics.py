@@ -9,6 +9,8 @@ the macro average and named in ``auroc_skipped``, never counted as 0.5.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 METRICS = ("accuracy", "balanced_accuracy", "auroc")
@@ -39,6 +41,12 @@ def evaluate(y_true: np.ndarray, proba: np.ndarray, label_names: list[str] | Non
     if y_true.ndim == 2:
         return _multilabel(y_true, proba, label_names)
     return _single_label(y_true.astype(np.int64), proba, label_names)
+
+
+def summarize(values: Sequence[float]) -> dict:
+    """``{mean, std, values}`` of a list of numbers (the results style for seeded runs)."""
+    arr = np.asarray(values, dtype=np.float64)
+    return {"mean": float(np.mean(arr)), "std": float(np.std(arr)), "values": [float(v) for v in arr]}
 
 
 def _name(i: int, names: list[str] | None) -> str:

@@ -220,6 +220,8 @@ def test_multi_label_adaptation_end_to_end(vit_base, tmp_path):
     data = write_npz(tmp_path / "ml.npz", sizes=(24, 9, 9), multilabel=3)
     results = adapt(vit_base, f"npz:{data}", "head", tmp_path / "o", config=TrainConfig(epochs=2), progress=False)
     assert results["task"] == "multi-label" and results["training"]["monitor"] == "auroc"
+    adapted = results["probes"]["adapted"]  # calibration and per-label conformal sets, calibrated on val
+    assert len(adapted["calibration"]["per_label"]) == 3 and len(adapted["conformal"]["per_label"]) == 3
     model = encoderzoo.load(f"local-dir:{tmp_path / 'o'}")
     assert model.head.out_features == 3
     assert json.loads((tmp_path / "o" / "encoderzoo.json").read_text())["task"] == "multi-label"

@@ -19,6 +19,7 @@ from encoderzoo.data.table import CHEXPERT_LABELS, NIH_LABELS
 from encoderzoo.engine import embed_dataset
 from encoderzoo.evaluate import results_table, run_probes
 from encoderzoo.probes import ZeroShotProbe, ensemble
+from encoderzoo.probes.calibration import calibration_metrics
 from encoderzoo.text import load_prompts
 from encoderzoo.text.prompts import PromptError
 
@@ -199,6 +200,10 @@ def test_run_probes_zeroshot_matches_a_manual_computation(tiny_clip_dir):
     assert out["accuracy"]["mean"] == pytest.approx(accuracy_score(test.labels, proba.argmax(1)), abs=1e-9)
     assert out["auroc"]["mean"] == pytest.approx(roc_auc_score(test.labels, proba[:, 1]), abs=1e-6)
     assert "zero-shot" in results_table(results)
+    # calibration of the same probabilities; alone, zero-shot has no val split to fit a temperature or sets on
+    ece = calibration_metrics(test.labels, proba)["ece"]
+    assert out["calibration"]["ece"]["mean"] == pytest.approx(ece, abs=1e-6)  # float32 vs float64 scores
+    assert "skipped" in out["calibration"]["temperature_scaled"] and "skipped" in out["conformal"]
 
 
 def test_zeroshot_reads_no_training_split(tiny_clip_dir, tmp_path):
@@ -238,6 +243,7 @@ def test_multilabel_zeroshot_uses_pairs(tiny_clip_dir, tmp_path):
     out = results["probes"]["zeroshot"]
     assert out["prompts"]["mode"] == "pairs" and out["prompts"]["negative"]["1"] == ["no edema"]
     assert set(out["auroc_per_label"]) == {"0", "1", "2"} and "knn" in results["probes"]
+    assert set(out["calibration"]["per_label"]) == set(out["conformal"]["per_label"]) == {"0", "1", "2"}
 
 
 def test_cli_probe_zeroshot_offline(tiny_clip_dir, tmp_path):

@@ -41,8 +41,13 @@ def zeroshot_probe(
     templates: str | None,
     dataset: str,
     device: str,
+    trust=None,
+    val: EmbeddingSet | None = None,
 ) -> dict:
-    """Score the test split zero-shot; the result carries the prompts, the scale/bias and the metrics."""
+    """Score the test split zero-shot; the result carries the prompts, the scale/bias and the metrics.
+
+    ``trust`` (``encoderzoo.trust.Trust``) adds calibration and conformal entries, fitted on ``val`` when it is
+    given (nothing is fitted for the zero-shot scores themselves)."""
     tower = text_tower(encoder)
     prompts: PromptSet = load_prompts(label_names, task, templates, dataset)
     scale = float(tower.logit_scale.detach().float().reshape(-1)[0])
@@ -55,7 +60,12 @@ def zeroshot_probe(
     probe = ZeroShotProbe(
         text_emb, scale, bias, mode=prompts.mode, binary=prompts.mode == "pairs" and task == "binary", device=device
     )
-    metrics = evaluate(test.labels, probe.predict_proba(test.features.numpy()), label_names)
+    test_proba = probe.predict_proba(test.features.numpy())
+    metrics = evaluate(test.labels, test_proba, label_names)
+    trusted = {}
+    if trust is not None:
+        val_data = (val.ids, val.labels, probe.predict_proba(val.features.numpy())) if val is not None else None
+        trusted = trust.assess("zeroshot", val_data, (test.ids, test.labels, test_proba), label_names)
     return {
         "train_split": "ignored (zero-shot: no training data is used)",
         "prompts": prompts.to_dict(),
@@ -64,4 +74,5 @@ def zeroshot_probe(
         **{m: summarize([metrics[m]]) for m in METRICS},
         "auroc_skipped": metrics["auroc_skipped"],
         **per_label(test.labels, metrics),
+        **trusted,
     }

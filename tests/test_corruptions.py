@@ -1,0 +1,171 @@
+"""The torch MedMNIST-C corruptions against the medmnistc package's own definitions (where it imports), and the
+properties the robustness probe relies on (per-row seeding, shapes, grayscale round trip)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from encoderzoo.corruptions import NOT_IMPLEMENTED, PRESETS, SIZE, corrupt, to_corruption_canvas
+
+
+def _images(n: int = 4, seed: int = 0) -> torch.Tensor:
+    """Smooth RGB images with structure (gradients, a disc, noise), 64 x 64, uint8 (N, 3, H, W)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:64, 0:64] / 63.0
+    out = []
+    for _ in range(n):
+        base = np.stack([xx, yy, (xx + yy) / 2], -1) * rng.uniform(80, 200, size=3)
+        disc = ((xx - rng.uniform(0.3, 0.7)) ** 2 + (yy - 0.5) ** 2) < 0.05
+        base[disc] += rng.uniform(20, 50)
+        out.append(np.clip(base + rng.normal(0, 6, size=base.shape), 0, 255).astype(np.uint8))
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
+
+
+def _reference(module: str, cls: str, preset: str, name: str, severity: int, canvas: torch.Tensor) -> torch.Tensor:
+    """medmnistc's own class applied to each 224 px PIL image (severity index is 0-based there)."""
+    package = pytest.importorskip(f"medmnistc.corruptions.{module}", reason="medmnistc (+ opencv) not installed")
+    corruptor = getattr(package, cls)(severity_params=list(PRESETS[preset][name]))
+    outputs = [np.asarray(corruptor.apply(Image.fromarray(im.permute(1, 2, 0).numpy()), severity - 1)) for im in canvas]
+    return torch.from_numpy(np.stack(outputs)).permute(0, 3, 1, 2)
+
+
+EXACT = [  # (module, class, preset, family): our uint8 output equals the package's, value for value
+    ("enhance", "Brightness", "bloodmnist", "brightness_up"),
+    ("enhance", "Brightness", "bloodmnist", "brightness_down"),
+    ("enhance", "Contrast", "bloodmnist", "contrast_up"),
+    ("enhance", "Contrast", "bloodmnist", "contrast_down"),
+    ("enhance", "GammaCorrection", "pneumoniamnist", "gamma_corr_up"),
+    ("enhance", "GammaCorrection", "pneumoniamnist", "gamma_corr_down"),
+    ("compression", "Pixelate", "bloodmnist", "pixelate"),
+    ("compression", "JPEGCompression", "bloodmnist", "jpeg_compression"),
+    ("filter", "GaussianBlur", "pneumoniamnist", "gaussian_blur"),
+]
+# float32 here, float64 there, both truncated: a value within ~1e-5 of an integer may land one level apart
+WITHIN_ONE = [
+    ("enhance", "Saturate", "bloodmnist", "saturate"),
+    ("filter", "DefocusBlur", "bloodmnist", "defocus_blur"),
+]
+
+
+@pytest.mark.parametrize("severity", [1, 3, 5])
+@pytest.mark.parametrize(("module", "cls", "preset", "name"), EXACT + WITHIN_ONE)
+def test_deterministic_families_match_medmnistc(module, cls, preset, name, severity):
+    images = _images()
+    canvas, _ = to_corruption_canvas(images)
+    reference = _reference(module, cls, preset, name, severity, canvas)
+    ours = corrupt(images, name, severity, preset)
+    assert ours.shape == reference.shape == (4, 3, SIZE, SIZE) and ours.dtype == torch.uint8
+    assert (reference != canvas).float().mean() > 0.2  # the corruption does change the image
+    difference = (ours.int() - reference.int()).abs()
+    if (module, cls, preset, name) in EXACT:
+        assert difference.max() == 0
+    else:
+        assert difference.max() <= 1 and difference.float().mean() < 0.05
+
+
+@pytest.mark.parametrize(
+    ("cls", "name", "severity"),
+    [
+        ("GaussianNoise", "gaussian_noise", 5),
+        ("SpeckleNoise", "speckle_noise", 5),
+        ("ShotNoise", "shot_noise", 5),
+        ("ImpulseNoise", "impulse_noise", 5),
+        ("GaussianNoise", "gaussian_noise", 1),
+    ],
+)
+def test_noise_families_match_medmnistc_in_distribution(cls, name, severity):
+    """Different generators, same law: per-image mean and spread of the output agree within 5 standard errors."""
+    images = _images(n=2, seed=1)
+    canvas, _ = to_corruption_canvas(images)
+    package = pytest.importorskip("medmnistc.corruptions.noise", reason="medmnistc (+ opencv) not installed")
+    corruptor = getattr(package, cls)(severity_params=list(PRESETS["chestmnist"][name]))
+    corruptor.rng = np.random.default_rng(0)  # ImpulseNoise reads it (the package's DatasetManager sets it)
+    np.random.seed(0)
+    reference = np.stack([corruptor.apply(Image.fromarray(im.permute(1, 2, 0).numpy()), severity - 1) for im in canvas])
+    ours = corrupt(images, name, severity, "chestmnist", rows=[0, 1]).permute(0, 2, 3, 1).numpy()
+    n = reference[0].size
+    for r, o in zip(reference.astype(np.float64), ours.astype(np.float64), strict=True):
+        spread = max(r.std(), o.std())
+        assert abs(r.mean() - o.mean()) <= 5 * np.sqrt(2) * spread / np.sqrt(n)
+        assert abs(r.std() - o.std()) <= 5 * np.sqrt(2) * spread / np.sqrt(2 * n)
+        assert abs((r == 0).mean() - (o == 0).mean()) <= 5 * np.sqrt(2 * 0.25 / n)  # shares of black pixels
+
+
+def test_noise_depends_on_the_row_not_on_the_batch():
+    images = _images(n=4)
+    whole = corrupt(images, "gaussian_noise", 3, "chestmnist", rows=[10, 11, 12, 13], seed=5)
+    halves = torch.cat(
+        [
+            corrupt(images[:2], "gaussian_noise", 3, "chestmnist", rows=[10, 11], seed=5),
+            corrupt(images[2:], "gaussian_noise", 3, "chestmnist", rows=[12, 13], seed=5),
+        ]
+    )
+    assert torch.equal(whole, halves)
+    other_seed = corrupt(images, "gaussian_noise", 3, "chestmnist", rows=[10, 11, 12, 13], seed=6)
+    assert not torch.equal(whole, other_seed)
+
+
+def test_grayscale_comes_back_as_one_channel_with_pil_luma():
+    gray = _images(n=2)[:, :1]
+    out = corrupt(gray, "contrast_down", 2, "pneumoniamnist")
+    assert out.shape == (2, 1, SIZE, SIZE) and out.dtype == torch.uint8
+    canvas, was_gray = to_corruption_canvas(gray)
+    assert was_gray
+    reference = Image.fromarray(canvas[0].permute(1, 2, 0).numpy())
+    from PIL import ImageEnhance
+
+    expected = np.asarray(ImageEnhance.Contrast(reference).enhance(0.8).convert("L"))
+    assert np.array_equal(out[0, 0].numpy(), expected)
+
+
+def test_severity_zero_is_the_canvas_only_and_bad_names_are_refused():
+    images = _images(n=1)
+    assert torch.equal(corrupt(images, "none", 0, "bloodmnist"), to_corruption_canvas(images)[0])
+    with pytest.raises(ValueError, match="has no corruption 'gaussian_noise'"):
+        corrupt(images, "gaussian_noise", 1, "bloodmnist")
+    with pytest.raises(ValueError, match="unknown corruption preset"):
+        corrupt(images, "pixelate", 1, "nomnist")
+    with pytest.raises(ValueError, match="severity must be one of"):
+        corrupt(images, "pixelate", 6, "bloodmnist")
+    with pytest.raises(ValueError, match="uint8"):
+        corrupt(images.float(), "pixelate", 1, "bloodmnist")
+
+
+def test_every_preset_lists_what_it_leaves_out():
+    registry = pytest.importorskip("medmnistc.corruptions.registry", reason="medmnistc (+ Wand, ImageMagick) needed")
+    for preset, families in PRESETS.items():
+        published = registry.CORRUPTIONS_DS[preset]
+        assert set(families) | set(NOT_IMPLEMENTED[preset]) == set(published)
+        for name, params in families.items():
+            assert list(params) == list(published[name].severity_params)[:5]
+
+
+@pytest.mark.parametrize("params", [(3, 3), (10, 5), (10, 9)])
+def test_motion_blur_matches_imagemagick_through_medmnistc(params, monkeypatch):
+    filters = pytest.importorskip("medmnistc.corruptions.filter", reason="medmnistc + Wand + ImageMagick needed")
+    # the package calls np.fromstring, which numpy 2 removed: give it the equivalent frombuffer for this test
+    monkeypatch.setattr(np, "fromstring", lambda data, dtype: np.frombuffer(data, dtype), raising=False)
+    from encoderzoo.corruptions import motion_blur_at
+
+    corruptor = filters.MotionBlur(severity_params=[params])
+    canvas, _ = to_corruption_canvas(_images(n=2, seed=3))
+    for i, image in enumerate(canvas):
+        np.random.seed(i)  # the package draws the angle from numpy's global generator: draw it the same way
+        reference = corruptor.apply(Image.fromarray(image.permute(1, 2, 0).numpy()), 0)
+        np.random.seed(i)
+        ours = motion_blur_at(image, *params, angle=np.random.uniform(-45, 45)).permute(1, 2, 0).numpy()
+        difference = np.abs(ours.astype(int) - reference.astype(int))
+        assert (reference != image.permute(1, 2, 0).numpy()).mean() > 0.3
+        # ImageMagick's float arithmetic vs our float64 before truncation: sums within ~1e-6 of an integer differ
+        assert difference.max() <= 1 and difference.mean() < 0.05
+
+
+def test_motion_blur_angle_is_drawn_per_row():
+    images = _images(n=3)
+    whole = corrupt(images, "motion_blur", 4, "bloodmnist", rows=[7, 8, 9])
+    single = corrupt(images[1:2], "motion_blur", 4, "bloodmnist", rows=[8])
+    assert torch.equal(whole[1:2], single)
+    assert not torch.equal(whole[0], corrupt(images[0:1], "motion_blur", 4, "bloodmnist", rows=[9])[0])
