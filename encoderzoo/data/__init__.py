@@ -6,7 +6,7 @@
   a re-saved copy);
 - ``npz:PATH``: any ``.npz`` in the MedMNIST layout;
 - ``folder:DIR``: images + ``DIR/labels.csv`` (``path``, ``split``, ``label`` or one column per label);
-- ``nih:DIR``: NIH ChestX-ray14;
+- ``nih:DIR[?split_file=PATH]``: NIH ChestX-ray14 (official lists, or a published split such as BenchX's);
 - ``chexpert:DIR[?uncertain=ignore|zeros|ones&frontal=1|0]``: CheXpert;
 - ``sample:pneumoniamnist``: the 500-image PneumoniaMNIST sample shipped with encoderzoo (offline default);
 - chest X-ray benchmarks as distributed (``encoderzoo.data.cxr``): ``mimic-cxr:``, ``rsna-pneumonia:``,
@@ -98,7 +98,9 @@ def open_dataset(spec: str) -> ImageDataset:
     elif scheme == "folder":
         dataset = open_folder(target, skip_corrupt=_flag(options, "skip_corrupt", False))
     elif scheme == "nih":
-        dataset = open_nih(target, skip_corrupt=_flag(options, "skip_corrupt", False))
+        dataset = open_nih(
+            target, skip_corrupt=_flag(options, "skip_corrupt", False), split_file=options.pop("split_file", None)
+        )
     else:
         dataset = open_chexpert(
             target,

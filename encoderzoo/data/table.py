@@ -314,10 +314,14 @@ def _binary(value: str, uncertain: UncertainPolicy) -> float:
     raise ValueError(f"label value {value!r} is not one of 1, 0, -1 or blank")
 
 
-def open_nih(root: str | os.PathLike[str], *, skip_corrupt: bool = False) -> TableDataset:
+def open_nih(
+    root: str | os.PathLike[str], *, skip_corrupt: bool = False, split_file: str | os.PathLike[str] | None = None
+) -> TableDataset:
     """NIH ChestX-ray14: ``Data_Entry_2017*.csv``, ``train_val_list.txt``, ``test_list.txt``, PNGs under ``DIR``
     (any ``images*/`` layout). 14 findings, multi-label; "No Finding" is all zeros. Validation: 10% of the
-    train_val patients (seed 0), so no patient is in two splits."""
+    train_val patients (seed 0), so no patient is in two splits. ``split_file``: a published split instead
+    (``read_split_file``; BenchX's ``NIH_Chest_Xray/{train,val,test}.txt``, MRM's split, list Image Index names);
+    unlisted images are dropped and counted."""
     root = Path(root).expanduser()
     entries = sorted(root.glob("Data_Entry_2017*.csv"))
     if not entries:
@@ -331,14 +335,22 @@ def open_nih(root: str | os.PathLike[str], *, skip_corrupt: bool = False) -> Tab
         lists[split] = set(path.read_text().split())
     files = {p.name: p for p in root.rglob("*.png")}
     val_patients = _patient_val_split([r["Patient ID"] for r in rows if r["Image Index"] in lists["train"]])
+    published: list[str | None] = []
+    if split_file is not None:
+        from .cxr.splits import read_split_file  # here: the cxr loaders import this module
+
+        names = [r["Image Index"] for r in rows]
+        published = read_split_file(Path(split_file).expanduser(), names, [files.get(n, root / n) for n in names])
     grouped: dict[str, list[Row]] = {"train": [], "val": [], "test": []}
-    for r in rows:
+    for k, r in enumerate(rows):
         name = r["Image Index"]
         split = "test" if name in lists["test"] else ("train" if name in lists["train"] else None)
-        if split is None:
-            continue
         if split == "train" and r["Patient ID"] in val_patients:
             split = "val"
+        if split_file is not None:
+            split = published[k]
+        if split is None:
+            continue
         if name not in files:
             raise DatasetNotFoundError(f"{name} is listed in {entries[0].name} but not found under {root}")
         findings = set(r["Finding Labels"].split("|"))
@@ -354,7 +366,9 @@ def open_nih(root: str | os.PathLike[str], *, skip_corrupt: bool = False) -> Tab
         "multi-label",
         list(NIH_LABELS),
         skip_corrupt=skip_corrupt,
-        extra={"val": "10% of train_val patients, seed 0"},
+        extra={"val": "10% of train_val patients, seed 0"}
+        if split_file is None
+        else {"split": f"split file {split_file}", "unlisted_images_dropped": published.count(None)},
     )
 
 

@@ -22,7 +22,8 @@ VAL_FROM_TRAIN = 0.10
 @dataclass
 class Record:
     """One image: its file, sample id, patient, label (class index, or a float vector with NaN unknown),
-    the official split (``None`` where the dataset has none) and the view (``None`` where not recorded)."""
+    the official split (``None`` where the dataset has none), the view (``None`` where not recorded) and other
+    names a published split list may give the image (``aliases``, see ``read_split_file``)."""
 
     image: Path
     sample_id: str
@@ -30,6 +31,7 @@ class Record:
     label: int | np.ndarray
     split: str | None = None
     view: str | None = None
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass
@@ -103,11 +105,20 @@ def filter_views(spec: str, records: list[Record], views: str | None) -> tuple[l
     return kept, {"views": info}
 
 
-def assign_splits(spec: str, records: list[Record], options: CxrOptions) -> tuple[list[str | None], dict]:
-    """Split per record: a published list (``?split_file=``), else the official split, with val cut from train
-    (10% of patients) when the dataset has none, else a seeded 70/15/15 patient-level stratified split."""
+def assign_splits(
+    spec: str, records: list[Record], options: CxrOptions, split_hint: str = ""
+) -> tuple[list[str | None], dict]:
+    """Split per record: a published list (``?split_file=``; ``split_hint`` follows its unknown-image error),
+    else the official split, with val cut from train (10% of patients) when the dataset has none, else a seeded
+    70/15/15 patient-level stratified split."""
     if options.split_file is not None:
-        splits = read_split_file(options.split_file, [r.sample_id for r in records], [r.image for r in records])
+        splits = read_split_file(
+            options.split_file,
+            [r.sample_id for r in records],
+            [r.image for r in records],
+            [r.aliases for r in records],
+            split_hint,
+        )
         info = {"split": f"split file {options.split_file}", "unlisted_images_dropped": splits.count(None)}
         return splits, info
     labels = np.stack([np.asarray(r.label) for r in records])
@@ -145,12 +156,13 @@ def assemble(
     task: Task,
     options: CxrOptions,
     extra: dict,
+    split_hint: str = "",
 ) -> TableDataset:
     """Filter views, assign splits and build the ``TableDataset`` (which checks that every image exists)."""
     if not records:
         raise ValueError(f"{spec}: the label files list no images")
     records, view_info = filter_views(spec, records, options.views)
-    splits, split_info = assign_splits(spec, records, options)
+    splits, split_info = assign_splits(spec, records, options, split_hint)
     grouped: dict[str, list[Record]] = defaultdict(list)
     for record, split in zip(records, splits, strict=True):
         if split is not None:

@@ -6,7 +6,11 @@ keeps its own licence (several are CC BY-NC-SA or research-only). Overlaps: its 
 
 Layout: ``{train,val,test}.txt`` with ``patient_id filename class source`` per line and the images in
 ``train/``, ``val/``, ``test/``. Label: ``positive`` / ``negative`` (COVID-19). Split: official (val cut from
-train, seeded, where an older release ships no ``val.txt``).
+train, seeded, where an older release ships no ``val.txt``). ``?split_file=`` also reads BenchX's COVIDx lists
+(``preprocess/datasets/COVIDx/{train,val,test}.txt``): one ``split/NAME.png`` per line, where NAME is the
+official file name cut at its first dot (BenchX re-saves every image as PNG under that name, so several
+``CR.*`` files become one ``val/CR.png``, listed once per image: all of them are placed); BenchX's reading of
+the official lists drops each list's first line, so those images are unlisted and dropped (counted).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ def open_covidx(root: Path, options: CxrOptions) -> TableDataset:
                     patient=patient,
                     label=LABELS.index(label),
                     split=split,
+                    aliases=(f"{split}/{filename.split('.')[0]}.png",),  # BenchX's name for it
                 )
             )
     extra = {
