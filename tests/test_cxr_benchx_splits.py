@@ -26,7 +26,16 @@ import pytest
 from encoderzoo.data import open_dataset
 from encoderzoo.data.cxr.files import LabelFileError
 
-from .cxr_fixtures import _pixels, write_csv, write_object_cxr, write_png, write_rsna, write_siim, write_tbx11k
+from .cxr_fixtures import (
+    _pixels,
+    write_csv,
+    write_object_cxr,
+    write_png,
+    write_rsna,
+    write_siim,
+    write_tbx11k,
+    write_vindr,
+)
 from .datasets_fixtures import write_nih
 
 pydicom = pytest.importorskip("pydicom")
@@ -215,3 +224,12 @@ def test_tbx11k_and_object_cxr_benchx_stems(tmp_path):
     (folder / "test.txt").write_text("09001\n")
     with pytest.raises(LabelFileError, match=r"1 entries: 09001$"):
         open_dataset(f"object-cxr:{root}?split_file={folder}")
+
+
+def test_vindr_benchx_image_ids_val_from_official_train(tmp_path):
+    root = write_vindr(tmp_path / "vindr")  # train ids 0..19, test ids 1000..1004 (32 hex digits)
+    train, test = [f"{i:032x}" for i in range(20)], [f"{1000 + i:032x}" for i in range(5)]
+    folder = write_benchx(tmp_path / "VinDr_CXR", train[:15], train[15:], test)
+    ds = open_dataset(f"vindr-cxr:{root}?split_file={folder}")
+    assert _splits(ds) == {"train": set(train[:15]), "val": set(train[15:]), "test": set(test)}
+    assert ds.extra["unlisted_images_dropped"] == 0
