@@ -428,16 +428,19 @@ def bubble_at(x: torch.Tensor, circles: list[tuple[int, int, int]]) -> torch.Ten
 def bubble(x: torch.Tensor, params: tuple[int, int], generators=None) -> torch.Tensor:
     """The package's draws per image: ``randint(7, max_bubbles)`` bubbles, each of radius ``randint(3, max_radius)``
     centred at ``randint(r, size - r)`` (x, then y)."""
-    max_radius, max_bubbles = params
     h, w = x.shape[-2:]
-    out = []
-    for image, g in zip(x, _generators(x, generators), strict=True):
-        circles = []
-        for _ in range(_randint(g, 7, max_bubbles, x.device)):
-            r = _randint(g, 3, max_radius, x.device)
-            circles.append((_randint(g, r, w - r, x.device), _randint(g, r, h - r, x.device), r))
-        out.append(bubble_at(image, circles))
-    return torch.stack(out)
+    gs = _generators(x, generators)
+    return torch.stack([bubble_at(image, draw_bubbles(g, params, h, w)) for image, g in zip(x, gs, strict=True)])
+
+
+def draw_bubbles(g: torch.Generator, params: tuple[int, int], h: int, w: int) -> list[tuple[int, int, int]]:
+    """One image's bubbles ``(cx, cy, radius)`` for ``(max_radius, max_bubbles)``."""
+    max_radius, max_bubbles = params
+    circles = []
+    for _ in range(_randint(g, 7, max_bubbles, g.device)):
+        r = _randint(g, 3, max_radius, g.device)
+        circles.append((_randint(g, r, w - r, g.device), _randint(g, r, h - r, g.device), r))
+    return circles
 
 
 def _ink_masks(key: str) -> np.ndarray:
@@ -469,15 +472,18 @@ def stain_deposit(x: torch.Tensor, max_marks: int, generators=None, severity: in
     for severities 1-4, 32 px for 5) at ``randint(10, size - ink - 10)`` (x, then y)."""
     inks = _ink_masks(str(max(3, severity - 1)))
     h, w = x.shape[-2:]
-    out = []
-    for image, g in zip(x, _generators(x, generators), strict=True):
-        marks = []
-        for _ in range(_randint(g, 1, max_marks, x.device) if max_marks > 1 else max_marks):
-            ink = inks[_randint(g, 0, len(inks) - 1, x.device)]
-            left = _randint(g, 10, w - ink.shape[1] - 10, x.device)
-            marks.append((ink, left, _randint(g, 10, h - ink.shape[0] - 10, x.device)))
-        out.append(stain_at(image, marks))
-    return torch.stack(out)
+    gs = _generators(x, generators)
+    return torch.stack([stain_at(image, draw_stains(g, max_marks, inks, h, w)) for image, g in zip(x, gs, strict=True)])
+
+
+def draw_stains(g: torch.Generator, max_marks: int, inks: np.ndarray, h: int, w: int) -> list:
+    """One image's marks ``(ink, left, top)``."""
+    marks = []
+    for _ in range(_randint(g, 1, max_marks, g.device) if max_marks > 1 else max_marks):
+        ink = inks[_randint(g, 0, len(inks) - 1, g.device)]
+        left = _randint(g, 10, w - ink.shape[1] - 10, g.device)
+        marks.append((ink, left, _randint(g, 10, h - ink.shape[0] - 10, g.device)))
+    return marks
 
 
 def characters_at(x: torch.Tensor, words: list[tuple[str, int, int, float, tuple[int, int, int]]]) -> torch.Tensor:
@@ -496,19 +502,22 @@ def characters(x: torch.Tensor, params: tuple[int, int, float], generators=None)
     """The package's draws per image: ``randint(1, max_words)`` words, each of ``randint(3, max_letters)`` random
     lowercase letters at font scale ``randint(14, int(100 max_scale)) / 100``, left edge ``randint(10, size - 8
     letters)``, baseline ``randint(10, size - 10)`` and an RGB colour of three ``randint(0, 255)``."""
-    max_words, max_letters, max_scale = params
     h, w = x.shape[-2:]
-    out = []
-    for image, g in zip(x, _generators(x, generators), strict=True):
-        words = []
-        for _ in range(_randint(g, 1, max_words, x.device)):
-            n = _randint(g, 3, max_letters, x.device)
-            scale = _randint(g, 14, int(max_scale * 100), x.device) / 100.0
-            text = "".join(chr(ord("a") + _randint(g, 0, 25, x.device)) for _ in range(n))
-            left, baseline = _randint(g, 10, w - 8 * n, x.device), _randint(g, 10, h - 10, x.device)
-            words.append((text, left, baseline, scale, tuple(_randint(g, 0, 255, x.device) for _ in range(3))))
-        out.append(characters_at(image, words))
-    return torch.stack(out)
+    gs = _generators(x, generators)
+    return torch.stack([characters_at(image, draw_words(g, params, h, w)) for image, g in zip(x, gs, strict=True)])
+
+
+def draw_words(g: torch.Generator, params: tuple[int, int, float], h: int, w: int) -> list:
+    """One image's words ``(text, left, baseline, scale, rgb)`` for ``(max_words, max_letters, max_scale)``."""
+    max_words, max_letters, max_scale = params
+    words = []
+    for _ in range(_randint(g, 1, max_words, g.device)):
+        n = _randint(g, 3, max_letters, g.device)
+        scale = _randint(g, 14, int(max_scale * 100), g.device) / 100.0
+        text = "".join(chr(ord("a") + _randint(g, 0, 25, g.device)) for _ in range(n))
+        left, baseline = _randint(g, 10, w - 8 * n, g.device), _randint(g, 10, h - 10, g.device)
+        words.append((text, left, baseline, scale, tuple(_randint(g, 0, 255, g.device) for _ in range(3))))
+    return words
 
 
 def _generators(x: torch.Tensor, generators) -> list:

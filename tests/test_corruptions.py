@@ -242,7 +242,7 @@ def test_overlays_match_medmnistc_for_the_same_draws(cls, preset, name, severity
         assert np.array_equal(ours.permute(1, 2, 0).numpy(), reference)
 
 
-@pytest.mark.parametrize(("severity", "draws"), [(1, 300), (5, 300)])
+@pytest.mark.parametrize(("severity", "draws"), [(1, 200), (5, 200)])
 @pytest.mark.parametrize(("cls", "preset", "name"), OVERLAYS)
 def test_overlays_match_medmnistc_in_distribution(cls, preset, name, severity, draws):
     """Our draws (torch, per row) against the package's (Python's ``random``): over ``draws`` corruptions of a flat
@@ -285,3 +285,54 @@ def test_families_needing_a_missing_package_are_reported(monkeypatch):
     assert corruptions.unavailable("chestmnist") == {}
     with pytest.raises(ValueError, match="pip install --no-deps medmnistc"):
         corrupt(_images(n=1), "stain_deposit", 1, "pathmnist", rows=[0])
+
+
+def _features(name: str, draws: list[list]) -> dict[str, tuple[list, bool]]:
+    """Per-draw counts and per-item fields of overlay draws, each with whether it is a small discrete support."""
+    items = [item for draw in draws for item in draw]
+    features = {"count": ([len(d) for d in draws], True)}
+    if name == "bubble":
+        features |= {"radius": ([r for _, _, r in items], True), "x": ([c[0] for c in items], False)}
+        features["y"] = ([c[1] for c in items], False)
+    elif name == "stain_deposit":
+        features |= {"ink": ([int(ink.sum()) for ink, _, _ in items], True), "left": ([m[1] for m in items], False)}
+        features["top"] = ([m[2] for m in items], False)
+    else:
+        features |= {"letters": ([len(t) for t, *_ in items], True), "scale": ([w[3] for w in items], True)}
+        features |= {"left": ([w[1] for w in items], False), "baseline": ([w[2] for w in items], False)}
+        features |= {"red": ([w[4][0] for w in items], False), "blue": ([w[4][2] for w in items], False)}
+        features["letter"] = ([ord(c) for t, *_ in items for c in t], True)
+    return features
+
+
+@pytest.mark.parametrize("severity", [1, 5])
+@pytest.mark.parametrize(("preset", "name"), [(p, n) for _, p, n in OVERLAYS])
+def test_overlay_draws_follow_the_package_law(preset, name, severity):
+    """Our per-row torch draws against the package's (Python's ``random``, replayed as in the test above, which
+    shows the replay is the package's): over 2000 images, each drawn quantity has the same support (small discrete
+    ones) and a mean within 5 standard errors of the difference."""
+    from encoderzoo.corruptions import _ink_masks, draw_bubbles, draw_stains, draw_words, row_seed
+
+    n, param = 2000, PRESETS[preset][name][severity - 1]
+    generators = [torch.Generator().manual_seed(row_seed(0, name, severity, r)) for r in range(n)]
+    if name == "stain_deposit":
+        pytest.importorskip("medmnistc", reason="stain deposits read medmnistc's ink masks")
+        inks = _ink_masks(str(max(3, severity - 1)))
+        ours = [draw_stains(g, param, inks, SIZE, SIZE) for g in generators]
+        replay = lambda: _replay_stains(param, inks, SIZE)  # noqa: E731
+    elif name == "bubble":
+        ours = [draw_bubbles(g, param, SIZE, SIZE) for g in generators]
+        replay = lambda: _replay_bubbles(*param, SIZE)  # noqa: E731
+    else:
+        ours = [draw_words(g, param, SIZE, SIZE) for g in generators]
+        replay = lambda: _replay_words(*param, SIZE)  # noqa: E731
+    theirs = []
+    for k in range(n):
+        random.seed(k)
+        theirs.append(replay())
+    ours_f, theirs_f = _features(name, ours), _features(name, theirs)
+    for key, (a, discrete) in theirs_f.items():
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(ours_f[key][0], dtype=np.float64)
+        if discrete:
+            assert set(a.tolist()) == set(b.tolist()), key
+        assert abs(a.mean() - b.mean()) <= 5 * np.sqrt(a.var() / len(a) + b.var() / len(b)), key
