@@ -17,9 +17,12 @@ parameters per dataset (``PRESETS``) and its pixel conventions:
   corruption does not depend on the batch it falls in.
 
 Motion blur follows ImageMagick 6's ``MotionBlurImage`` (a one-sided Gaussian along an angle drawn per image in
-[-45, 45) degrees, edge pixels repeated). Not implemented (left out of the presets and listed in
-``NOT_IMPLEMENTED``): zoom blur and the microscopy / dermatoscopy overlays (stain deposits, bubbles, black
-corners, characters), which draw from bundled ink masks and PIL text rendering.
+[-45, 45) degrees, edge pixels repeated). Zoom blur averages scipy-style bilinear centre zooms; black corners
+keep OpenCV's filled disc. The microscopy / dermatoscopy overlays draw what the package draws with Python's
+``random`` from per-row torch generators: bubbles (PIL's ellipse raster, pasted with PIL's rounding), stain
+deposits (the package's own ink masks, read from the installed ``medmnistc``) and characters (OpenCV's
+``putText`` on the CPU). ``unavailable(preset)`` names the families whose optional package is missing;
+``NOT_IMPLEMENTED`` is empty for every preset.
 """
 
 from __future__ import annotations
