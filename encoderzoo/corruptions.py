@@ -17,9 +17,12 @@ parameters per dataset (``PRESETS``) and its pixel conventions:
   corruption does not depend on the batch it falls in.
 
 Motion blur follows ImageMagick 6's ``MotionBlurImage`` (a one-sided Gaussian along an angle drawn per image in
-[-45, 45) degrees, edge pixels repeated). Not implemented (left out of the presets and listed in
-``NOT_IMPLEMENTED``): zoom blur and the microscopy / dermatoscopy overlays (stain deposits, bubbles, black
-corners, characters), which draw from bundled ink masks and PIL text rendering.
+[-45, 45) degrees, edge pixels repeated). Zoom blur averages scipy-style bilinear centre zooms; black corners
+keep OpenCV's filled disc. The microscopy / dermatoscopy overlays draw what the package draws with Python's
+``random`` from per-row torch generators: bubbles (PIL's ellipse raster, pasted with PIL's rounding), stain
+deposits (the package's own ink masks, read from the installed ``medmnistc``) and characters (OpenCV's
+``putText`` on the CPU). ``unavailable(preset)`` names the families whose optional package is missing;
+``NOT_IMPLEMENTED`` is empty for every preset.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ PRESETS: dict[str, dict[str, tuple]] = {
         "contrast_up": (1.1, 1.15, 1.2, 1.25, 1.3),
         "contrast_down": (0.9, 0.8, 0.7, 0.6, 0.5),
         "saturate": (0.05, 0.10, 0.15, 0.17, 0.20),
+        "stain_deposit": (1, 2, 3, 3, 3),
+        "bubble": ((5, 10), (7, 10), (10, 10), (12, 12), (15, 12)),
     },
     "pathmnist": {
         "pixelate": (0.8, 0.6, 0.40, 0.30, 0.25),
@@ -58,6 +63,29 @@ PRESETS: dict[str, dict[str, tuple]] = {
         "contrast_up": (1.1, 1.2, 1.3, 1.4, 1.6),
         "contrast_down": (0.8, 0.7, 0.6, 0.55, 0.5),
         "saturate": (0.05, 0.10, 0.15, 0.20, 0.25),
+        "stain_deposit": (1, 2, 3, 4, 5),
+        "bubble": ((7, 15), (10, 15), (12, 15), (15, 20), (17, 25)),
+    },
+    "dermamnist": {
+        "pixelate": (0.7, 0.5, 0.40, 0.30, 0.25),
+        "jpeg_compression": (30, 20, 15, 10, 7),
+        "gaussian_noise": (0.04, 0.08, 0.12, 0.18, 0.26),
+        "speckle_noise": (0.05, 0.15, 0.2, 0.35, 0.45),
+        "impulse_noise": (0.01, 0.03, 0.06, 0.09, 0.17),
+        "shot_noise": (60, 25, 18, 10, 5),
+        "defocus_blur": ((4, 0.1), (5, 0.2), (6, 0.3), (7, 0.4), (8, 0.5)),
+        "motion_blur": ((10, 5), (15, 5), (15, 8), (15, 12), (20, 15)),
+        # the package's np.arange(1, stop, step) zoom factors (float steps: 1.11 and 1.3 are included)
+        "zoom_blur": tuple(
+            tuple(np.arange(1, stop, step).tolist())
+            for stop, step in ((1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03))
+        ),
+        "brightness_up": (1.1, 1.2, 1.3, 1.4, 1.5),
+        "brightness_down": (0.9, 0.8, 0.7, 0.6, 0.5),
+        "contrast_up": (1.1, 1.2, 1.3, 1.4, 1.6),
+        "contrast_down": (0.8, 0.7, 0.6, 0.5, 0.4),
+        "black_corner": (1.10, 1.05, 1.00, 0.90, 0.95),
+        "characters": ((1, 6, 0.14), (2, 7, 0.15), (3, 8, 0.16), (4, 9, 0.17), (6, 10, 0.18)),
     },
     "pneumoniamnist": {
         "pixelate": (0.8, 0.7, 0.6, 0.5, 0.40),
@@ -100,8 +128,9 @@ PRESETS: dict[str, dict[str, tuple]] = {
     },
 }
 NOT_IMPLEMENTED = {
-    "bloodmnist": ["stain_deposit", "bubble"],
-    "pathmnist": ["stain_deposit", "bubble"],
+    "bloodmnist": [],
+    "pathmnist": [],
+    "dermamnist": [],
     "pneumoniamnist": [],
     "chestmnist": [],
     "breastmnist": [],
@@ -308,6 +337,216 @@ def _per_image(x: torch.Tensor, generators, draw: Callable, rate: torch.Tensor |
     return torch.stack([draw(tuple(im.shape), g) for im, g in zip(x, generators, strict=True)])
 
 
+def _zoom_taps(size: int, factor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The package's ``clipped_zoom`` along one axis: the centre ``ceil(size / factor)`` pixels (from ``top``)
+    zoomed by scipy ``zoom(order=1)`` to ``round(ch factor)`` pixels (coordinate ``k (ch - 1) / (out - 1)``,
+    weights ``1 - t`` and ``1 - (1 - t)`` as scipy computes them), then the centre ``size`` pixels kept. Returns the
+    two source indices and their weights per output pixel."""
+    ch = int(np.ceil(size / factor))
+    top = (size - ch) // 2
+    out = int(round(ch * factor))
+    trim = (out - size) // 2
+    coordinate = np.arange(trim, trim + size, dtype=np.float64) * ((ch - 1) / (out - 1))
+    low = np.floor(coordinate)
+    w0 = 1.0 - (coordinate - low)
+    w1 = 1.0 - w0
+    i0 = low.astype(np.int64)
+    return top + i0, top + np.minimum(i0 + 1, ch - 1), w0, w1
+
+
+def zoom_blur(x: torch.Tensor, factors: tuple[float, ...], **_) -> torch.Tensor:
+    """The mean of the image and its centre zooms by each factor (bilinear), on float32 ``v / 255``, truncated.
+
+    Each zoom is interpolated in float64 and rounded to float32 (scipy's arithmetic), summed in float32 in the
+    package's order, so the result agrees with it up to the last bit of a float32 sum."""
+    h, w = x.shape[-2:]
+    if h != w:
+        raise ValueError(f"zoom blur works on square images (the package's clipped_zoom), got {h} x {w}")
+    image = (x.double() / 255.0).float()
+    source = image.double()
+    total = torch.zeros_like(image)
+    for factor in factors:
+        i0, i1, w0, w1 = (torch.from_numpy(a).to(x.device) for a in _zoom_taps(h, float(factor)))
+        rows0, rows1 = source[:, :, i0], source[:, :, i1]
+        wy0, wy1 = w0[:, None], w1[:, None]
+        # scipy's order: each tap's value times the row weight, then the column weight, summed tap by tap
+        zoomed = rows0[..., i0] * wy0 * w0 + rows0[..., i1] * wy0 * w1
+        zoomed = zoomed + rows1[..., i0] * wy1 * w0 + rows1[..., i1] * wy1 * w1
+        total += zoomed.float()
+    blurred = (image + total) / (len(factors) + 1)
+    return _uint8(torch.trunc(blurred.clamp(0, 1) * 255))
+
+
+def black_corner(x: torch.Tensor, multiplier: float, **_) -> torch.Tensor:
+    """Everything outside the centred disc of radius ``int(min(h, w) // 2 * multiplier)`` set to black (OpenCV's
+    filled circle: the pixels with ``dx^2 + dy^2 <= r^2`` from the centre ``(w // 2, h // 2)``)."""
+    h, w = x.shape[-2:]
+    cx, cy = w // 2, h // 2
+    radius = int(min(cx, cy, w - cx, h - cy) * multiplier)
+    yy = torch.arange(h, device=x.device)[:, None] - cy
+    xx = torch.arange(w, device=x.device)[None, :] - cx
+    return x * (xx * xx + yy * yy <= radius * radius).to(x.dtype)
+
+
+def _randint(generator: torch.Generator, low: int, high: int, device) -> int:
+    """Uniform integer in ``[low, high]`` (both included, as Python's ``random.randint``)."""
+    return int(torch.randint(low, high + 1, (), generator=generator, device=device))
+
+
+_STAMPS: dict[int, torch.Tensor] = {}
+
+
+def _disc(radius: int) -> torch.Tensor:
+    """PIL's filled ellipse in the box ``(-r, -r, r, r)`` as a ``(2 r + 1)^2`` bool stamp (PIL's own rasterizer,
+    which is no distance threshold; drawn once per radius, integer boxes translate exactly)."""
+    if radius not in _STAMPS:
+        from PIL import Image, ImageDraw
+
+        canvas = Image.new("L", (2 * radius + 1, 2 * radius + 1), 0)
+        ImageDraw.Draw(canvas).ellipse((0, 0, 2 * radius, 2 * radius), fill=255)
+        _STAMPS[radius] = torch.from_numpy(np.asarray(canvas) == 255)
+    return _STAMPS[radius]
+
+
+BUBBLE_BORDER, BUBBLE_ALPHA = 2, 100  # the package's ring width and inner alpha (the ring is alpha + 30)
+
+
+def bubble_at(x: torch.Tensor, circles: list[tuple[int, int, int]]) -> torch.Tensor:
+    """``x`` (``(C, H, W)`` uint8) under white bubbles at ``(cx, cy, radius)``: an alpha layer where each bubble
+    writes ``alpha + 30`` on its disc of ``radius + 2`` and ``alpha`` on its disc of ``radius`` (later bubbles
+    overwrite), pasted as PIL does: ``(v (255 - a) + 255 a) / 255`` rounded (PIL's ``DIV255``)."""
+    h, w = x.shape[-2:]
+    alpha = torch.zeros((h, w), dtype=torch.int32, device=x.device)
+    for cx, cy, radius in circles:
+        for r, value in ((radius + BUBBLE_BORDER, BUBBLE_ALPHA + 30), (radius, BUBBLE_ALPHA)):
+            stamp = _disc(r).to(x.device)
+            y0, x0 = cy - r, cx - r
+            ys, xs = slice(max(y0, 0), min(y0 + 2 * r + 1, h)), slice(max(x0, 0), min(x0 + 2 * r + 1, w))
+            cut = stamp[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
+            alpha[ys, xs] = torch.where(cut, value, alpha[ys, xs])
+    blend = x.to(torch.int32) * (255 - alpha) + 255 * alpha + 128
+    return (((blend >> 8) + blend) >> 8).to(torch.uint8)
+
+
+def bubble(x: torch.Tensor, params: tuple[int, int], generators=None) -> torch.Tensor:
+    """The package's draws per image: ``randint(7, max_bubbles)`` bubbles, each of radius ``randint(3, max_radius)``
+    centred at ``randint(r, size - r)`` (x, then y)."""
+    h, w = x.shape[-2:]
+    gs = _generators(x, generators)
+    return torch.stack([bubble_at(image, draw_bubbles(g, params, h, w)) for image, g in zip(x, gs, strict=True)])
+
+
+def draw_bubbles(g: torch.Generator, params: tuple[int, int], h: int, w: int) -> list[tuple[int, int, int]]:
+    """One image's bubbles ``(cx, cy, radius)`` for ``(max_radius, max_bubbles)``."""
+    max_radius, max_bubbles = params
+    circles = []
+    for _ in range(_randint(g, 7, max_bubbles, g.device)):
+        r = _randint(g, 3, max_radius, g.device)
+        circles.append((_randint(g, r, w - r, g.device), _randint(g, r, h - r, g.device), r))
+    return circles
+
+
+def _ink_masks(key: str) -> np.ndarray:
+    """The package's bundled ink masks (``assets/inks.npz``, Apache-2.0) of one size: read from the installed
+    ``medmnistc``, not copied here."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("medmnistc")
+    if spec is None or spec.origin is None:
+        raise ValueError(f"stain_deposit draws medmnistc's ink masks: {UNAVAILABLE['stain_deposit'][1]}")
+    with np.load(Path(spec.origin).parent / "assets" / "inks.npz", allow_pickle=True) as inks:
+        return np.asarray(inks[key]).astype(bool)
+
+
+def stain_at(x: torch.Tensor, marks: list[tuple[np.ndarray, int, int]]) -> torch.Tensor:
+    """``x`` (``(C, H, W)`` uint8) with each ink mask set to black at its top-left corner ``(left, top)``."""
+    out = x.clone()
+    for ink, left, top in marks:
+        ih, iw = ink.shape
+        region = out[:, top : top + ih, left : left + iw]
+        region[:, torch.from_numpy(ink).to(x.device)] = 0
+    return out
+
+
+def stain_deposit(x: torch.Tensor, max_marks: int, generators=None, severity: int = 1) -> torch.Tensor:
+    """The package's draws per image: ``randint(1, max_marks)`` marks (``max_marks`` when it is 1), each a random
+    ink of the set ``max(3, severity - 1)`` (the package keys the sets by its 0-based severity index: 24 px masks
+    for severities 1-4, 32 px for 5) at ``randint(10, size - ink - 10)`` (x, then y)."""
+    inks = _ink_masks(str(max(3, severity - 1)))
+    h, w = x.shape[-2:]
+    gs = _generators(x, generators)
+    return torch.stack([stain_at(image, draw_stains(g, max_marks, inks, h, w)) for image, g in zip(x, gs, strict=True)])
+
+
+def draw_stains(g: torch.Generator, max_marks: int, inks: np.ndarray, h: int, w: int) -> list:
+    """One image's marks ``(ink, left, top)``."""
+    marks = []
+    for _ in range(_randint(g, 1, max_marks, g.device) if max_marks > 1 else max_marks):
+        ink = inks[_randint(g, 0, len(inks) - 1, g.device)]
+        left = _randint(g, 10, w - ink.shape[1] - 10, g.device)
+        marks.append((ink, left, _randint(g, 10, h - ink.shape[0] - 10, g.device)))
+    return marks
+
+
+def characters_at(x: torch.Tensor, words: list[tuple[str, int, int, float, tuple[int, int, int]]]) -> torch.Tensor:
+    """``x`` (``(C, H, W)`` uint8) with each ``(text, left, baseline, scale, rgb)`` written by OpenCV's
+    ``putText`` (Hershey duplex, thickness 1, anti-aliased), on the CPU: the one overlay rasterized by a library,
+    as JPEG is (Hershey stroke fonts and OpenCV's anti-aliasing have no torch counterpart worth re-deriving)."""
+    import cv2
+
+    image = np.ascontiguousarray(x.permute(1, 2, 0).cpu().numpy())
+    for text, left, baseline, scale, color in words:
+        image = cv2.putText(image, text, (left, baseline), cv2.FONT_HERSHEY_DUPLEX, scale, color, 1, cv2.LINE_AA)
+    return torch.from_numpy(image).permute(2, 0, 1).to(x.device)
+
+
+def characters(x: torch.Tensor, params: tuple[int, int, float], generators=None) -> torch.Tensor:
+    """The package's draws per image: ``randint(1, max_words)`` words, each of ``randint(3, max_letters)`` random
+    lowercase letters at font scale ``randint(14, int(100 max_scale)) / 100``, left edge ``randint(10, size - 8
+    letters)``, baseline ``randint(10, size - 10)`` and an RGB colour of three ``randint(0, 255)``."""
+    h, w = x.shape[-2:]
+    gs = _generators(x, generators)
+    return torch.stack([characters_at(image, draw_words(g, params, h, w)) for image, g in zip(x, gs, strict=True)])
+
+
+def draw_words(g: torch.Generator, params: tuple[int, int, float], h: int, w: int) -> list:
+    """One image's words ``(text, left, baseline, scale, rgb)`` for ``(max_words, max_letters, max_scale)``."""
+    max_words, max_letters, max_scale = params
+    words = []
+    for _ in range(_randint(g, 1, max_words, g.device)):
+        n = _randint(g, 3, max_letters, g.device)
+        scale = _randint(g, 14, int(max_scale * 100), g.device) / 100.0
+        text = "".join(chr(ord("a") + _randint(g, 0, 25, g.device)) for _ in range(n))
+        left, baseline = _randint(g, 10, w - 8 * n, g.device), _randint(g, 10, h - 10, g.device)
+        words.append((text, left, baseline, scale, tuple(_randint(g, 0, 255, g.device) for _ in range(3))))
+    return words
+
+
+def _generators(x: torch.Tensor, generators) -> list:
+    if generators is None or len(generators) != len(x):
+        raise ValueError("random overlays draw per image: they need one torch.Generator per image")
+    return list(generators)
+
+
+# families that need an optional package, with what to install (checked by ``unavailable``)
+UNAVAILABLE = {
+    "stain_deposit": ("medmnistc", "pip install --no-deps medmnistc==0.1.0 (its bundled ink masks)"),
+    "characters": ("cv2", "pip install opencv-python-headless (OpenCV's Hershey text)"),
+}
+
+
+def unavailable(preset: str) -> dict[str, str]:
+    """The families of ``preset`` that cannot run in this environment, each with what to install."""
+    import importlib.util
+
+    return {
+        name: how
+        for name, (module, how) in UNAVAILABLE.items()
+        if name in PRESETS.get(preset, {}) and importlib.util.find_spec(module) is None
+    }
+
+
 FAMILIES: dict[str, Callable] = {
     "brightness_up": brightness,
     "brightness_down": brightness,
@@ -325,8 +564,22 @@ FAMILIES: dict[str, Callable] = {
     "speckle_noise": speckle_noise,
     "impulse_noise": impulse_noise,
     "shot_noise": shot_noise,
+    "zoom_blur": zoom_blur,
+    "black_corner": black_corner,
+    "bubble": bubble,
+    "stain_deposit": stain_deposit,
+    "characters": characters,
 }
-RANDOM = ("gaussian_noise", "speckle_noise", "impulse_noise", "shot_noise", "motion_blur")
+RANDOM = (
+    "gaussian_noise",
+    "speckle_noise",
+    "impulse_noise",
+    "shot_noise",
+    "motion_blur",
+    "bubble",
+    "stain_deposit",
+    "characters",
+)
 
 
 def row_seed(seed: int, name: str, severity: int, row: int) -> int:
@@ -364,7 +617,10 @@ def corrupt(images: torch.Tensor, name: str, severity: int, preset: str, rows=No
         if name in RANDOM:
             rows = range(len(x)) if rows is None else rows
             generators = [torch.Generator(x.device).manual_seed(row_seed(seed, name, severity, r)) for r in rows]
-        x = FAMILIES[name](x, parameter, generators=generators)
+        if name == "stain_deposit":  # the package picks the ink size from the severity itself
+            x = stain_deposit(x, parameter, generators=generators, severity=severity)
+        else:
+            x = FAMILIES[name](x, parameter, generators=generators)
     if gray:
         return _luma(x).to(torch.uint8)[:, None]
     return x

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .corruptions import NOT_IMPLEMENTED, PRESETS, SEVERITIES, SIZE, corrupt
+from .corruptions import NOT_IMPLEMENTED, PRESETS, SEVERITIES, SIZE, corrupt, unavailable
 from .data.base import ImageDataset
 from .probes import evaluate, summarize
 from .transforms import as_nchw
@@ -130,7 +130,9 @@ def robustness_probe(
         if trust is not None:
             trust.record(f"robustness/{probe_name}/clean/0", "test", clean.ids, y, proba)
         per_probe[probe_name] = {"clean": {"accuracy": metrics["accuracy"], "auroc": metrics["auroc"]}, "table": {}}
-    for name in PRESETS[preset]:
+    missing = unavailable(preset)  # families needing an optional package that is not installed: recorded below
+    families = [name for name in PRESETS[preset] if name not in missing]
+    for name in families:
         for severity in severities:
             corrupted = embed(CorruptedDataset(dataset, preset, name, severity, device, seed))
             for probe_name, probe in fitted.items():
@@ -144,8 +146,9 @@ def robustness_probe(
     out = {probe_name: _summary(entry) for probe_name, entry in per_probe.items()}
     summary = {
         "preset": preset,
-        "corruptions": list(PRESETS[preset]),
+        "corruptions": families,
         "not_implemented": NOT_IMPLEMENTED[preset],
+        "unavailable": missing,
         "severities": list(severities),
         "seed": seed,
         "size": SIZE,
