@@ -13,9 +13,11 @@ from safetensors.torch import save_file
 from . import __version__
 from .atomic import atomic_write
 from .attention import resolve_backend
+from .controls import PixelEncoder, load_control
 from .convert import convert
 from .encoder import Encoder
 from .errors import WeightsNotFoundError
+from .names import HF_HUB_PREFIX, LOCAL_DIR_PREFIX, EncoderRef, parse_encoder_name
 from .registry import get_spec
 from .resolution import at_image_size, fit_state_to_size
 from .spec import EncoderSpec
@@ -30,8 +32,7 @@ if TYPE_CHECKING:
 
 SPEC_FILE = "encoderzoo.json"
 WEIGHTS_FILE = "model.safetensors"
-HF_HUB_PREFIX = "hf-hub:"
-LOCAL_DIR_PREFIX = "local-dir:"
+__all__ = ["HF_HUB_PREFIX", "LOCAL_DIR_PREFIX", "load", "save_pretrained"]
 
 
 def load(
@@ -45,14 +46,15 @@ def load(
     image_size: int | None = None,
     text: bool | None = None,
     tokenizer: str | os.PathLike[str] | None = None,
-) -> Encoder | AdaptedEncoder:
+) -> Encoder | AdaptedEncoder | PixelEncoder:
     """Build an encoder and load its weights.
 
     Args:
         name: a registry name (``dinov2-base``), ``hf-hub:org/repo[@revision]`` or ``local-dir:PATH`` for
             encoders saved by ``save_pretrained`` or adapted by ``encoderzoo adapt`` (those return an
             ``encoderzoo.adapters.AdaptedEncoder``; ``weights=`` then names the base's weight file), or an
-            ``EncoderSpec``.
+            ``EncoderSpec``; or a control: ``random:NAME`` (NAME's architecture, seeded random initialisation)
+            or ``pixels[@SIZE]`` (a ``PixelEncoder``). ``encoderzoo.names`` holds the grammar.
         device, dtype: where the returned encoder lives (bf16 recommended on GPU for DINOv3).
         attention: ``auto`` | ``sdpa`` | ``xformers`` | ``math``.
         weights: a local file in the entry's canonical source format, instead of fetching it.
@@ -71,7 +73,20 @@ def load(
     are honoured), converted into the timm module and loaded strictly.
     """
     backend = resolve_backend(attention, device)
-    adapted = _adapted_folder(name) if isinstance(name, str) else None
+    ref = parse_encoder_name(name) if isinstance(name, str) else None
+    if ref is not None and ref.is_control:
+        return load_control(
+            ref,
+            device=device,
+            dtype=dtype,
+            attention=backend,
+            weights=weights,
+            pretrained=pretrained,
+            image_size=image_size,
+            text=text,
+            tokenizer=tokenizer,
+        )
+    adapted = _adapted_folder(ref) if ref is not None else None
     if adapted is not None:
         if not pretrained:
             raise ValueError(f"{name!r} is an adapted encoder; pretrained=False does not apply")
@@ -82,14 +97,14 @@ def load(
         from .adapters.folder import load_adapted
 
         return load_adapted(adapted, device=device, dtype=dtype, attention=attention, weights=weights)
-    if isinstance(name, str) and name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):
+    if ref is not None and ref.saved:
         if weights is not None or not pretrained:
             raise ValueError(f"{name!r} carries its own weights; weights= and pretrained=False do not apply")
-        spec, state, origin = _read_saved(name)
+        spec, state, origin = _read_saved(ref)
         with_text, state = saved_text_state(spec, state, text, origin)
         weights_size = spec.input_size  # saved weights are already at the saved spec's size
     else:
-        spec = name if isinstance(name, EncoderSpec) else get_spec(name)
+        spec = name if isinstance(name, EncoderSpec) else get_spec(ref.target)  # type: ignore[union-attr,arg-type]
         at_image_size(spec, image_size)  # a size the network cannot take fails before any download
         with_text = canonical_text(spec, text)
         state, origin = _read_canonical(spec, weights, with_text) if pretrained else (None, "")
@@ -119,34 +134,32 @@ def _read_canonical(
     return converted, str(path)
 
 
-def _adapted_folder(name: str) -> Path | None:
-    """The local folder of an adapted encoder (``encoderzoo adapt`` output) named by ``name``, else ``None``.
+def _adapted_folder(ref: EncoderRef) -> Path | None:
+    """The local folder of an adapted encoder (``encoderzoo adapt`` output) named by ``ref``, else ``None``.
 
     ``hf-hub:`` repositories are fetched whole (adapter files, head, card) once their ``encoderzoo.json`` says
     they hold an adapted encoder; the base weights are never in them and are loaded by the base's own name.
     """
-    if name.startswith(LOCAL_DIR_PREFIX):
-        folder = Path(name.removeprefix(LOCAL_DIR_PREFIX)).expanduser()
+    if ref.kind == "local-dir":
+        folder = Path(ref.target or "").expanduser()
         spec_path = folder / SPEC_FILE
         return folder if spec_path.is_file() and json.loads(spec_path.read_text()).get("kind") == "adapted" else None
-    if name.startswith(HF_HUB_PREFIX):
-        repo, _, revision = name.removeprefix(HF_HUB_PREFIX).partition("@")
-        meta = json.loads(download_from_hub(repo, SPEC_FILE, revision or "main").read_text())
+    if ref.kind == "hf-hub":
+        meta = json.loads(download_from_hub(ref.target, SPEC_FILE, ref.revision or "main").read_text())
         if meta.get("kind") == "adapted":
-            return snapshot_from_hub(repo, revision or "main")
+            return snapshot_from_hub(ref.target, ref.revision or "main")
     return None
 
 
-def _read_saved(name: str) -> tuple[EncoderSpec, dict, str]:
-    if name.startswith(LOCAL_DIR_PREFIX):
-        folder = Path(name.removeprefix(LOCAL_DIR_PREFIX)).expanduser()
+def _read_saved(ref: EncoderRef) -> tuple[EncoderSpec, dict, str]:
+    if ref.kind == "local-dir":
+        folder = Path(ref.target or "").expanduser()
         spec_path, weights_path = folder / SPEC_FILE, folder / WEIGHTS_FILE
         if not spec_path.is_file():
             raise WeightsNotFoundError(f"{folder} has no {SPEC_FILE}: it was not saved by encoderzoo.save_pretrained")
     else:
-        repo, _, revision = name.removeprefix(HF_HUB_PREFIX).partition("@")
-        spec_path = download_from_hub(repo, SPEC_FILE, revision or "main")
-        weights_path = download_from_hub(repo, WEIGHTS_FILE, revision or "main")
+        spec_path = download_from_hub(ref.target, SPEC_FILE, ref.revision or "main")
+        weights_path = download_from_hub(ref.target, WEIGHTS_FILE, ref.revision or "main")
     spec = EncoderSpec.from_dict(json.loads(spec_path.read_text())["spec"])
     return spec, read_state_dict(weights_path), str(weights_path)
 
