@@ -22,6 +22,8 @@ from .engine import embed_splits
 from .loading import load
 from .probes import KNNProbe, LinearProbe, evaluate, evaluate_curation, few_shot, near_duplicates, summarize
 from .probes._base import selection_metric_for
+from .probes.bootstrap import PROTOCOL as BOOTSTRAP_PROTOCOL
+from .probes.bootstrap import add_intervals
 
 PROBES = ("knn", "linear", "fewshot", "curation", "zeroshot")
 KNN_KS = (10, 20, 50, 100, 200)
@@ -44,24 +46,27 @@ def knn_probe(train: EmbeddingSet, val: EmbeddingSet, test: EmbeddingSet, names,
     }
     best_k = max(ks, key=lambda k: (val_scores[k], -k))
     probe.set_params(k=best_k)
-    test_metrics = evaluate(probe.column_targets(test.labels), probe.predict_proba(test.features.numpy()), names)
+    truth, proba = probe.column_targets(test.labels), probe.predict_proba(test.features.numpy())
+    test_metrics = evaluate(truth, proba, names)
     result = {
         "k": best_k,
         "selection_metric": metric,
         "val_scores": val_scores,
-        **_single(test_metrics),
+        **add_intervals(_single(test_metrics), truth, proba),
         "auroc_skipped": test_metrics["auroc_skipped"],
     }
     if train.labels.ndim == 1 and len(train) >= 11:
         plus = KNNProbe.medmnist_plus(device=device).fit(train.features.numpy(), train.labels)
-        plus_metrics = evaluate(plus.column_targets(test.labels), plus.predict_proba(test.features.numpy()), names)
-        result["medmnist_plus"] = {"k": 11, "metric": "euclidean", "vote": "majority", **_single(plus_metrics)}
+        truth, proba = plus.column_targets(test.labels), plus.predict_proba(test.features.numpy())
+        plus_metrics = add_intervals(_single(evaluate(truth, proba, names)), truth, proba)
+        result["medmnist_plus"] = {"k": 11, "metric": "euclidean", "vote": "majority", **plus_metrics}
     return result
 
 
 def linear_probe(train, val, test, names, device) -> dict:
     probe = LinearProbe(device=device).fit(train.features.numpy(), train.labels, val.features.numpy(), val.labels)
-    metrics = evaluate(probe.column_targets(test.labels), probe.predict_proba(test.features.numpy()), names)
+    truth, proba = probe.column_targets(test.labels), probe.predict_proba(test.features.numpy())
+    metrics = evaluate(truth, proba, names)
     return {
         "C": probe.C_,
         "standardize": probe.standardize_,
@@ -69,7 +74,7 @@ def linear_probe(train, val, test, names, device) -> dict:
         "converged": probe.converged_,
         "val_scores": probe.val_scores_,
         "path": probe.path_,
-        **_single(metrics),
+        **add_intervals(_single(metrics), truth, proba),
         "auroc_skipped": metrics["auroc_skipped"],
     }
 
@@ -189,6 +194,7 @@ def run_probes(
             "curation": {"fractions": list(fractions), "method": "k-means prototypes, distance quantiles, FPS"},
             "zeroshot": _zeroshot_protocol(),
             "preprocessing": test.metadata.get("preprocessing"),
+            "confidence_intervals": dict(BOOTSTRAP_PROTOCOL),
         },
         "seeds": list(range(seeds)),
         "probes": out,

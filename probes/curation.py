@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ._base import as_features, as_labels, pick_device
+from .bootstrap import add_intervals
 from .fewshot import summarize
 from .linear import LinearProbe
 from .metrics import evaluate
@@ -175,16 +176,21 @@ def evaluate_curation(
         out[str(fraction)] = {
             "size": int(len(curated)),
             **{
-                kind: {m: summarize([r[m] for r in rs]) for m in ("accuracy", "balanced_accuracy", "auroc")}
+                kind: add_intervals(
+                    {m: summarize([r[0][m] for r in rs]) for m in ("accuracy", "balanced_accuracy", "auroc")},
+                    rs[0][1],
+                    [r[2] for r in rs],
+                )
                 for kind, rs in runs.items()
             },
         }
     return out
 
 
-def _fit_score(make_probe, X, y, X_test, y_test, X_val, y_val, label_names) -> dict:
+def _fit_score(make_probe, X, y, X_test, y_test, X_val, y_val, label_names) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Test metrics of a probe fitted on ``X, y``, with the test targets and predictions (for intervals)."""
     probe = make_probe()
     args = (X_val, y_val) if X_val is not None and isinstance(probe, LinearProbe) else ()
     probe.fit(X, y, *args)
-    truth = probe.column_targets(y_test)
-    return evaluate(truth, probe.predict_proba(X_test), label_names)
+    truth, proba = probe.column_targets(y_test), probe.predict_proba(X_test)
+    return evaluate(truth, proba, label_names), truth, proba

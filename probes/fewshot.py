@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ._base import ProbeBase, as_features, as_labels, pick_device
+from .bootstrap import add_intervals
 from .knn import KNNProbe
 from .linear import DEFAULT_C_GRID, LinearProbe
 from .metrics import evaluate
@@ -95,6 +96,7 @@ def few_shot(
     unit = [unit_rows(X) if X is not None else None for X in (X_train, X_test, X_val)]  # the linear classifier's
     for n in shots:
         per_classifier: dict = {c: [] for c in classifiers}
+        probas: dict = {c: [] for c in classifiers}
         for seed in range(seeds):
             index, short = sample_shots(y_train, n, seed)
             if short:
@@ -105,9 +107,11 @@ def few_shot(
                 args = (unit[2], y_val) if (name == "linear" and X_val is not None) else ()
                 probe.fit(train[index], y_train[index], *args)
                 proba = probe.predict_proba(test)
+                probas[name].append(proba)
                 per_classifier[name].append(evaluate(probe.column_targets(y_test), proba, label_names))
         for name, runs in per_classifier.items():
-            results[name][n] = {m: summarize([r[m] for r in runs]) for m in ("accuracy", "balanced_accuracy", "auroc")}
+            summary = {m: summarize([r[m] for r in runs]) for m in ("accuracy", "balanced_accuracy", "auroc")}
+            results[name][n] = add_intervals(summary, y_test, probas[name])  # the interval of the mean over seeds
     return {"results": results, "shots": list(shots), "seeds": list(range(seeds)), "notes": notes}
 
 

@@ -8,6 +8,7 @@ import torch
 
 from ..embeddings import EmbeddingSet
 from ..probes import ZeroShotProbe, ensemble, evaluate, summarize
+from ..probes.bootstrap import add_intervals
 from .api import text_tower
 from .prompts import PromptSet, load_prompts
 
@@ -54,13 +55,14 @@ def zeroshot_probe(
     probe = ZeroShotProbe(
         text_emb, scale, bias, mode=prompts.mode, binary=prompts.mode == "pairs" and task == "binary", device=device
     )
-    metrics = evaluate(test.labels, probe.predict_proba(test.features.numpy()), label_names)
+    proba = probe.predict_proba(test.features.numpy())
+    metrics = evaluate(test.labels, proba, label_names)
     return {
         "train_split": "ignored (zero-shot: no training data is used)",
         "prompts": prompts.to_dict(),
         "logit_scale": scale,
         "logit_bias": bias,
-        **{m: summarize([metrics[m]]) for m in METRICS},
+        **add_intervals({m: summarize([metrics[m]]) for m in METRICS}, test.labels, proba),
         "auroc_skipped": metrics["auroc_skipped"],
         **({"auroc_per_label": metrics["auroc_per_label"]} if "auroc_per_label" in metrics else {}),
     }
