@@ -25,7 +25,7 @@ from .probes._base import selection_metric_for
 from .probes.bootstrap import PROTOCOL as BOOTSTRAP_PROTOCOL
 from .probes.bootstrap import add_intervals
 
-PROBES = ("knn", "linear", "fewshot", "curation", "zeroshot")
+PROBES = ("knn", "linear", "fewshot", "curation", "zeroshot", "linear-medmnist+")
 KNN_KS = (10, 20, 50, 100, 200)
 METRICS = ("accuracy", "balanced_accuracy", "auroc")
 
@@ -94,8 +94,12 @@ def run_probes(
     progress: bool = True,
     templates: str | None = None,
     image_size: int | None = None,
+    loaded: torch.nn.Module | None = None,
 ) -> dict:
     """Embed train/val/test of ``dataset`` with ``encoder`` and run ``probes``; returns the results dict.
+
+    ``loaded``: ``encoder`` already loaded as this function loads it (same device, dtype, ``image_size`` and text
+    tower), so a benchmark loads and hashes a model once for many datasets; ``None`` loads it here.
 
     ``image_size`` runs the encoder at that input size (``load(..., image_size=)``; ``None``: the spec's own);
     the size used is recorded as ``results["image_size"]``.
@@ -112,9 +116,10 @@ def run_probes(
     resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    model = load(
-        encoder, device=resolved, dtype=dtype, text=True if "zeroshot" in probes else None, image_size=image_size
-    )
+    text = True if "zeroshot" in probes else None
+    if loaded is None:
+        loaded = load(encoder, device=resolved, dtype=dtype, text=text, image_size=image_size)
+    model = loaded
     data = open_dataset(dataset)
     needed = ("test",) if set(probes) == {"zeroshot"} else ("train", "val", "test")
     missing = [s for s in needed if s not in data.splits]
@@ -135,6 +140,13 @@ def run_probes(
             out["zeroshot"] = zeroshot_probe(model, test, names, data.task, templates, dataset, resolved)
         elif name == "knn":
             out["knn"] = knn_probe(train, val, test, names, resolved)
+        elif name == "linear-medmnist+":
+            from .probes.medmnist_plus import paper_linear_results
+
+            xs = [s.features.numpy() for s in (train, val, test)]
+            out[name] = paper_linear_results(
+                xs[0], train.labels, xs[1], val.labels, xs[2], test.labels, names, device=resolved
+            )
         elif name == "linear":
             out["linear"] = linear_probe(train, val, test, names, resolved)
         elif name == "fewshot":
@@ -193,6 +205,7 @@ def run_probes(
             "fewshot": {"shots": list(shots), "classifiers": ["knn", "linear", "prototype"]},
             "curation": {"fractions": list(fractions), "method": "k-means prototypes, distance quantiles, FPS"},
             "zeroshot": _zeroshot_protocol(),
+            **({"linear-medmnist+": _medmnist_plus_protocol()} if "linear-medmnist+" in probes else {}),
             "preprocessing": test.metadata.get("preprocessing"),
             "confidence_intervals": dict(BOOTSTRAP_PROTOCOL),
         },
@@ -206,6 +219,12 @@ def run_probes(
 
 def _zeroshot_protocol() -> dict:
     from .text.zeroshot import PROTOCOL
+
+    return dict(PROTOCOL)
+
+
+def _medmnist_plus_protocol() -> dict:
+    from .probes.medmnist_plus import PROTOCOL
 
     return dict(PROTOCOL)
 
@@ -254,6 +273,10 @@ def results_table(results: dict) -> str:
         features = {True: "z-scored, ", False: "raw, "}.get(lin.get("standardize"), "")
         detail = f"C={lin['C']:.3g}, {features}{lin.get('selection_metric', 'accuracy')} (val)"
         rows.append(("linear", *(fmt(lin[m]) for m in METRICS), detail))
+    if "linear-medmnist+" in probes:
+        p = probes["linear-medmnist+"]
+        detail = f"AdamW head (MedMNIST+ paper), {len(p['seeds'])} seeds, epochs {p['epochs_run']}"
+        rows.append(("linear medmnist+", *(fmt(p[m]) for m in METRICS), detail))
     for clf, by_shot in probes.get("fewshot", {}).get("results", {}).items():
         for n, metrics in by_shot.items():
             rows.append((f"{n}-shot {clf}", *(fmt(metrics[m]) for m in METRICS), f"{len(results['seeds'])} seeds"))

@@ -86,9 +86,7 @@ def parse_encoder_name(name: str) -> EncoderRef:
     if name.startswith(RANDOM_PREFIX):
         base = name.removeprefix(RANDOM_PREFIX)
         if not base or ":" in base:
-            raise EncoderNameError(
-                f"{name!r}: random: takes a registry name (random:efficientnet-lite0), not {base!r}"
-            )
+            raise EncoderNameError(f"{name!r}: random: takes a registry name (random:efficientnet-lite0), not {base!r}")
         return EncoderRef("random", name, target=base, seed=RANDOM_SEED)
     if name == PIXELS or name.startswith(PIXELS + "@"):
         return EncoderRef("pixels", name, size=_pixels_size(name))
