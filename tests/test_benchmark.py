@@ -277,3 +277,17 @@ def test_slugs_are_safe_and_distinct():
     slugs = [slug(n) for n in names]
     assert len(set(slugs)) == 4 and all("/" not in s and ":" not in s for s in slugs)
     assert Path(slugs[0]).name == slugs[0]
+
+
+def test_fewshot_picture_and_ranking_by_a_nested_probe(data, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "run"
+    args = [*_adhoc(["pixels", "pixels@8"], data[:1], out, "fewshot"), "--shots", "1,2", "--seeds", "2"]
+    result = _bench([*args, "--rank-by", "fewshot/results/linear/2:accuracy"])
+    assert result.exit_code == 0, result.output
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert board["ranking"]["probe"] == "fewshot/results/linear/2"
+    assert all("mean" in board["ranking"]["table"][e][f"npz:{data[0]}"] for e in ("pixels", "pixels@8"))
+    assert (out / "fewshot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 2
