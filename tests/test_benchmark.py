@@ -291,3 +291,12 @@ def test_fewshot_picture_and_ranking_by_a_nested_probe(data, tmp_path):
     assert (out / "fewshot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "report.html").read_text().count("data:image/png;base64,") == 2
+
+
+def test_pixels_takes_its_size_from_its_name_not_image_size(data, tmp_path):
+    out = tmp_path / "run"
+    result = _bench([*_adhoc(["pixels", f"random:{TINY}"], data[:1], out, "knn"), "--image-size", "56"])
+    assert result.exit_code == 0, result.output
+    pixels = json.loads((_cell(out, "pixels", f"npz:{data[0]}") / "results.json").read_text())
+    tiny = json.loads((_cell(out, f"random:{TINY}", f"npz:{data[0]}") / "results.json").read_text())
+    assert pixels["image_size"] == 28 and tiny["image_size"] == 56

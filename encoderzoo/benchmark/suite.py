@@ -88,7 +88,7 @@ class ExpandedSuite:
 
     def cells(self) -> list[Cell]:
         """Every cell, encoder-major (so one loaded model serves a run of consecutive cells)."""
-        return [Cell(e, d["spec"], {k: d[k] for k in SETTINGS}) for e in self.encoders for d in self.datasets]
+        return [Cell(e, d["spec"], _cell_settings(e, d)) for e in self.encoders for d in self.datasets]
 
     def content(self) -> dict[str, Any]:
         """What decides the numbers: the hashed part."""
@@ -263,6 +263,15 @@ def _list_diff(what: str, old: list[str], new: list[str]) -> str:
     removed = [x for x in old if x not in new]
     parts = [f"+{x}" for x in added] + [f"-{x}" for x in removed]
     return f"{what} " + (" ".join(parts) if parts else "in another order")
+
+
+def _cell_settings(encoder: str, dataset: dict[str, Any]) -> dict[str, Any]:
+    """A dataset's settings for one encoder: the ``pixels`` control has its size in its name, so the suite's
+    ``image_size`` does not apply to it (its cell is ``encoderzoo probe`` without ``--image-size``)."""
+    settings = {k: dataset[k] for k in SETTINGS}
+    if parse_encoder_name(encoder).kind == "pixels":
+        settings["image_size"] = None
+    return settings
 
 
 def _check_encoder(name: str) -> None:
