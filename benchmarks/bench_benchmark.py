@@ -9,6 +9,7 @@ summed), and the machine's ``uptime`` before and after each side; the benchmark'
 beside the JSON (``benchmarks/results/benchmark_vs_loop/``).
 
     python benchmarks/bench_benchmark.py --out benchmarks/results/benchmark_vs_loop.json
+    python benchmarks/bench_benchmark.py --benchmark-first --out benchmarks/results/benchmark_vs_loop_reversed.json
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "benchmark_vs_loop.json")
     parser.add_argument("--rows", type=int, nargs=3, default=(200, 60, 120), metavar=("TRAIN", "VAL", "TEST"))
+    parser.add_argument("--benchmark-first", action="store_true", help="run the benchmark side first (load drifts)")
     args = parser.parse_args()
     exe = str(Path(sys.executable).parent / "encoderzoo")
     work = Path(tempfile.mkdtemp(prefix="bench-benchmark-"))
@@ -99,17 +101,18 @@ def main() -> None:
             for i, e in enumerate(ENCODERS)
             for j, d in enumerate(specs)
         ]
-        record["uptime_before_loop"] = _uptime()
-        loop_s = sum(_run(c, work / "cache-loop") for c in loop_commands)
-        record["uptime_after_loop"] = _uptime()
-
         bench_out = work / "benchmark"
         bench_command = [exe, "benchmark", *(a for e in ENCODERS for a in ("--encoder", e))]
         bench_command += [*(a for d in specs for a in ("--dataset", d)), "--probes", PROBES]
         bench_command += ["--image-size", str(IMAGE_SIZE), "--device", "cpu", "--out", str(bench_out)]
-        record["uptime_before_benchmark"] = _uptime()
-        bench_s = _run(bench_command, work / "cache-benchmark")
-        record["uptime_after_benchmark"] = _uptime()
+        record["order"] = "benchmark, then loop" if args.benchmark_first else "loop, then benchmark"
+        for side in ("benchmark", "loop") if args.benchmark_first else ("loop", "benchmark"):
+            record[f"uptime_before_{side}"] = _uptime()
+            if side == "loop":
+                loop_s = sum(_run(c, work / "cache-loop") for c in loop_commands)
+            else:
+                bench_s = _run(bench_command, work / "cache-benchmark")
+            record[f"uptime_after_{side}"] = _uptime()
 
         from encoderzoo.benchmark.runner import cell_dir
         from encoderzoo.benchmark.suite import Cell

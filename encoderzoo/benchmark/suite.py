@@ -220,8 +220,8 @@ def expand(
         left_out=left_out,
     )
     parse_rank_by(suite.rank_by)
-    if encoders or datasets:
-        suite.source = f"{source} + command line" if raw else "command line"
+    if (encoders or datasets) and source != "command line":
+        suite.source = f"{source} + command line"
     return suite
 
 
