@@ -38,7 +38,7 @@ def _span(values: list[float], digits: int, suffix: str = "x") -> str:
 
 
 def _attention_pairs(attention: dict) -> list[tuple[int, dict, dict]]:
-    """(image size, SDPA row, math row) for every size of an ``encoderzoo bench --attention sdpa,math`` report."""
+    """(image size, SDPA row, math row) for every size of an ``encoderzoo speed --attention sdpa,math`` report."""
     rows = {(r["image_size"], r["attention"]): r for r in attention["results"]}
     return [(size, rows[size, "sdpa"], rows[size, "math"]) for size in sorted({size for size, _ in rows})]
 
@@ -179,11 +179,11 @@ Runs are interleaved, alternating which side goes first, and the median of
 
 Only efficientnet-lite0 has real weights offline; the others use random weights of the real architecture, which
 is all that throughput depends on. The script is a wrapper over `encoderzoo.bench.run_bench`, the runner behind
-`encoderzoo bench` (with `vs_timm=True`). Load average during the run (1/5/15 min):
+`encoderzoo speed` (formerly `encoderzoo bench`; with `vs_timm=True`). Load average during the run (1/5/15 min):
 {_loadavg(embed)}; other processes shared the 2 cores, which lowers absolute img/s but hits both sides of each
 ratio alike.
 
-## `encoderzoo bench`: DINOv2-B at 224 px instead of 518 px
+## `encoderzoo speed`: DINOv2-B at 224 px instead of 518 px
 
 `{sizes["environment"]["command"]}`
 
@@ -197,7 +197,7 @@ FLOPs per image (counted by torch's `FlopCounterMode`), {speed_ratio:.1f}x more 
 CPU; load average when it ended {_loadavg(sizes)}, of which the benchmark's own 2 threads are about 2). Peak RSS
 delta is the growth of the process's resident memory over the timed forwards.
 
-## `encoderzoo bench --attention sdpa,math`: the measurement behind `attention="auto"`
+## `encoderzoo speed --attention sdpa,math`: the measurement behind `attention="auto"`
 
 `{attention["environment"]["command"]}` (load average when it ended {_loadavg(attention)})
 
@@ -211,7 +211,7 @@ count grows, so `auto` means SDPA on CPU. xformers has no CPU kernel.
 **GPU (not measured yet).** No GPU was lent to the sessions that wrote these files, so there is no GPU measurement
 of any kind; on CUDA `auto` is SDPA too (PyTorch's dispatcher to its Flash / cuDNN / memory-efficient kernels), and
 the rule changes only when a committed measurement shows another kernel faster. To produce it on a GPU:
-`encoderzoo bench --encoder dinov2-base,rad-dino,biomedclip,medsiglip-448 --image-size 224,518 --dtype bfloat16
+`encoderzoo speed --encoder dinov2-base,rad-dino,biomedclip,medsiglip-448 --image-size 224,518 --dtype bfloat16
 --attention sdpa,xformers,math --random-weights --format json --out benchmarks/results/embed_cuda.json`
 (xformers needs `pip install "encoderzoo[xformers]"`), or
 `python benchmarks/bench_embed.py --device cuda --dtype bfloat16 --attention sdpa,xformers,math

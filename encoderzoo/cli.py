@@ -463,8 +463,8 @@ def adapt_command(
         typer.echo(per_label_table(results))
 
 
-@app.command("bench")
-def bench_command(
+@app.command("speed")
+def speed_command(
     encoder: str = typer.Option(..., "--encoder", "-e", help="comma-separated registry names (or hf-hub:/local-dir:)"),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... (auto: cuda when available)"),
     dtype: str = typer.Option("float32", help="float32, bfloat16 or float16"),
@@ -507,7 +507,7 @@ def bench_command(
         flags = {"--compile": compile, "--random-weights": random_weights, "--vs-timm": vs_timm}
         options = {"--batch-size": batch_size, "--image-size": image_size, "--warmup": warmup, "--repeats": repeats}
         report["environment"]["command"] = " ".join(
-            ["encoderzoo bench --encoder", encoder, "--device", resolved, "--dtype", dtype, "--attention", attention]
+            ["encoderzoo speed --encoder", encoder, "--device", resolved, "--dtype", dtype, "--attention", attention]
             + [f"{k} {v}" for k, v in options.items() if v is not None]
             + [k for k, on in flags.items() if on]
         )
@@ -546,6 +546,82 @@ def verify_command(
         raise typer.Exit(code=1)
 
 
+@functools.wraps(speed_command)  # the same options, read by typer through __wrapped__
+def _bench_alias(**options) -> None:
+    typer.echo("warning: `encoderzoo bench` is deprecated and will be removed; use `encoderzoo speed`", err=True)
+    speed_command(**options)
+
+
+app.command("bench", deprecated=True, help="Deprecated alias of `encoderzoo speed` (throughput on this machine).")(
+    _bench_alias
+)
+
+
+@app.command("benchmark")
+def benchmark_command(
+    encoder: list[str] = typer.Option(
+        [], "--encoder", "-e", help="repeatable: registry name, random:NAME, pixels[@SIZE], hf-hub:, local-dir:"
+    ),
+    dataset: list[str] = typer.Option([], "--dataset", "-d", help="repeatable: dataset spec (as for probe)"),
+    suite: str | None = typer.Option(
+        None, "--suite", "-s", help="a preset (sample, medmnist+, cxr) or a suite TOML file"
+    ),
+    list_suites: bool = typer.Option(False, "--list-suites", help="show the shipped suites and their protocols"),
+    probes: str | None = typer.Option(None, "--probes", "-p", help="comma-separated probes (as for probe)"),
+    image_size: int | None = typer.Option(None, "--image-size", help=_IMAGE_SIZE_HELP),
+    fit: str | None = typer.Option(None, help="resize, or pad (MedMNIST+ mean-colour canvas)"),
+    shots: str | None = typer.Option(None, help="few-shot sizes per class"),
+    seeds: int | None = typer.Option(None, help="seeds for few-shot episodes and random curation baselines"),
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... (auto: cuda when available)"),
+    batch_size: int | None = typer.Option(None, help="embedding batch size (default: 16 on CPU, 128 on CUDA)"),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="run folder (default runs/<suite name>); rerun to resume"
+    ),
+    rank_by: str | None = typer.Option(
+        None, "--rank-by", help="PROBE:METRIC ranked (default: the suite's, linear:auroc)"
+    ),
+    sizes: str | None = typer.Option(None, "--sizes", help="medmnist+: comma-separated sizes among 28,64,128,224"),
+    data_root: str | None = typer.Option(None, "--data-root", help="cxr: folder holding nih/ and chexpert/"),
+    shard: str | None = typer.Option(
+        None, "--shard", help="I/N: run every N-th cell, starting with the I-th (1-based)"
+    ),
+    report: bool = typer.Option(False, "--report", help="rebuild leaderboard, pictures and report.html from --out"),
+) -> None:
+    """Many encoders x many datasets in one command: each cell is the probe job; one leaderboard at the end."""
+    from .benchmark.command import list_suites_text, run
+
+    if list_suites:
+        typer.echo(list_suites_text())
+        return
+    settings = {
+        "probes": [p.strip() for p in probes.split(",") if p.strip()] if probes else None,
+        "image_size": image_size,
+        "fit": fit,
+        "shots": _int_list(shots) if shots else None,
+        "seeds": seeds,
+    }
+    try:
+        code = run(
+            suite=suite,
+            encoders=encoder,
+            datasets=dataset,
+            settings=settings,
+            out=out,
+            device=device,
+            batch_size=batch_size,
+            rank_by=rank_by,
+            sizes=_int_list(sizes) if sizes else None,
+            data_root=data_root,
+            shard=shard,
+            report_only=report,
+            echo=typer.echo,
+            warn=lambda message: typer.echo(message, err=True),
+        )
+    except (EncoderZooError, ValueError, OSError) as err:
+        _fail(err)
+    raise typer.Exit(code=code)
+
+
 @app.command("push")
 def push_command(
     folder: Path = typer.Argument(..., help="an adapted folder written by `encoderzoo adapt --out`"),
@@ -574,7 +650,7 @@ def push_command(
     typer.echo(f"pushed {len(result.uploaded)} file(s) to {repo}@{revision}: {', '.join(result.uploaded)}")
     if result.deleted:
         typer.echo(f"deleted stale file(s): {', '.join(result.deleted)}")
-    typer.echo(f"commit {result.commit}; load it with encoderzoo.load(\"hf-hub:{repo}@{result.commit}\")")
+    typer.echo(f'commit {result.commit}; load it with encoderzoo.load("hf-hub:{repo}@{result.commit}")')
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ from .predictions import Predictions
 from .probe_settings import check_probe_settings
 from .probes import KNNProbe, LinearProbe, evaluate, evaluate_curation, few_shot, near_duplicates, summarize
 from .probes._base import selection_metric_for
+from .probes.bootstrap import PROTOCOL as BOOTSTRAP_PROTOCOL
+from .probes.bootstrap import add_intervals
 from .probes.metrics import METRICS
 from .trust import Trust
 
@@ -60,7 +62,7 @@ def knn_probe(
         "k": best_k,
         "selection_metric": metric,
         "val_scores": val_scores,
-        **_single(test_metrics),
+        **add_intervals(_single(test_metrics), test_true, test_proba),
         "auroc_skipped": test_metrics["auroc_skipped"],
         **per_label(test.labels, test_metrics),
     }
@@ -70,8 +72,9 @@ def knn_probe(
         fitted["knn"] = probe
     if train.labels.ndim == 1 and len(train) >= 11:
         plus = KNNProbe.medmnist_plus(device=device).fit(train.features.numpy(), train.labels)
-        plus_metrics = evaluate(plus.column_targets(test.labels), plus.predict_proba(test.features.numpy()), names)
-        result["medmnist_plus"] = {"k": 11, "metric": "euclidean", "vote": "majority", **_single(plus_metrics)}
+        truth, proba = plus.column_targets(test.labels), plus.predict_proba(test.features.numpy())
+        plus_metrics = add_intervals(_single(evaluate(truth, proba, names)), truth, proba)
+        result["medmnist_plus"] = {"k": 11, "metric": "euclidean", "vote": "majority", **plus_metrics}
     return result
 
 
@@ -92,7 +95,7 @@ def linear_probe(train, val, test, names, device, trust=None, fitted=None) -> di
         "converged": probe.converged_,
         "val_scores": probe.val_scores_,
         "path": probe.path_,
-        **_single(metrics),
+        **add_intervals(_single(metrics), test_true, test_proba),
         "auroc_skipped": metrics["auroc_skipped"],
         **per_label(test.labels, metrics),
         **trusted,
@@ -123,8 +126,12 @@ def run_probes(
     corruptions: str | None = None,
     severities: Sequence[int] = (1, 2, 3, 4, 5),
     max_samples: Mapping[str, int] | None = None,
+    loaded: torch.nn.Module | None = None,
 ) -> dict:
     """Embed train/val/test of ``dataset`` with ``encoder`` and run ``probes``; returns the results dict.
+
+    ``loaded``: ``encoder`` already loaded as this function loads it (same device, dtype, ``image_size``, revision
+    and text tower), so a benchmark loads and hashes a model once for many datasets; ``None`` loads it here.
 
     ``revision`` reads a registry entry's weights at another Hub revision (``load(..., revision=)``), recorded as
     ``results["revision"]``.
@@ -164,14 +171,10 @@ def run_probes(
     trust = Trust(coverage, tuple(conformal_scores), predictions=store)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    model = load(
-        encoder,
-        device=resolved,
-        dtype=dtype,
-        text=True if "zeroshot" in probes else None,
-        image_size=image_size,
-        revision=revision,
-    )
+    text = True if "zeroshot" in probes else None
+    if loaded is None:
+        loaded = load(encoder, device=resolved, dtype=dtype, text=text, image_size=image_size, revision=revision)
+    model = loaded
     data = open_dataset(dataset)
     if max_samples:
         from .data.subset import SubsetDataset
@@ -213,6 +216,13 @@ def run_probes(
             out["zeroshot"] = zeroshot_probe(model, test, names, data.task, templates, dataset, resolved, trust, val)
         elif name == "knn":
             out["knn"] = knn_probe(train, val, test, names, resolved, trust, fitted)
+        elif name == "linear-medmnist+":
+            from .probes.medmnist_plus import paper_linear_results
+
+            xs = [s.features.numpy() for s in (train, val, test)]
+            out[name] = paper_linear_results(
+                xs[0], train.labels, xs[1], val.labels, xs[2], test.labels, names, device=resolved
+            )
         elif name == "linear":
             out["linear"] = linear_probe(train, val, test, names, resolved, trust, fitted)
         elif name == "fewshot":
@@ -297,8 +307,10 @@ def run_probes(
             "fewshot": {"shots": list(shots), "classifiers": ["knn", "linear", "prototype"]},
             "curation": {"fractions": list(fractions), "method": "k-means prototypes, distance quantiles, FPS"},
             "zeroshot": _zeroshot_protocol(),
+            **({"linear-medmnist+": _medmnist_plus_protocol()} if "linear-medmnist+" in probes else {}),
             "preprocessing": test.metadata.get("preprocessing"),
             **trust.protocol(),
+            "confidence_intervals": dict(BOOTSTRAP_PROTOCOL),
         },
         "seeds": list(range(seeds)),
         "probes": out,
@@ -329,6 +341,12 @@ def check_shots(labels, shots: Sequence[int], names: Sequence[str], dataset: str
 
 def _zeroshot_protocol() -> dict:
     from .text.zeroshot import PROTOCOL
+
+    return dict(PROTOCOL)
+
+
+def _medmnist_plus_protocol() -> dict:
+    from .probes.medmnist_plus import PROTOCOL
 
     return dict(PROTOCOL)
 
@@ -377,6 +395,10 @@ def results_table(results: dict) -> str:
         features = {True: "z-scored, ", False: "raw, "}.get(lin.get("standardize"), "")
         detail = f"C={lin['C']:.3g}, {features}{lin.get('selection_metric', 'accuracy')} (val)"
         rows.append(("linear", *(fmt(lin[m]) for m in METRICS), detail))
+    if "linear-medmnist+" in probes:
+        p = probes["linear-medmnist+"]
+        detail = f"AdamW head (MedMNIST+ paper), {len(p['seeds'])} seeds, epochs {p['epochs_run']}"
+        rows.append(("linear medmnist+", *(fmt(p[m]) for m in METRICS), detail))
     for clf, by_shot in probes.get("fewshot", {}).get("results", {}).items():
         for n, metrics in by_shot.items():
             rows.append((f"{n}-shot {clf}", *(fmt(metrics[m]) for m in METRICS), f"{len(results['seeds'])} seeds"))

@@ -15,9 +15,11 @@ from safetensors.torch import save_file
 from . import __version__
 from .atomic import atomic_write
 from .attention import resolve_backend
+from .controls import PixelEncoder, load_control
 from .convert import convert
 from .encoder import Encoder
 from .errors import WeightsNotFoundError
+from .names import HF_HUB_PREFIX, LOCAL_DIR_PREFIX, EncoderRef, parse_encoder_name
 from .registry import get_spec
 from .resolution import at_image_size, fit_state_to_size
 from .revisions import at_revision
@@ -33,8 +35,7 @@ if TYPE_CHECKING:
 
 SPEC_FILE = "encoderzoo.json"
 WEIGHTS_FILE = "model.safetensors"
-HF_HUB_PREFIX = "hf-hub:"
-LOCAL_DIR_PREFIX = "local-dir:"
+__all__ = ["HF_HUB_PREFIX", "LOCAL_DIR_PREFIX", "load", "save_pretrained"]
 
 
 def load(
@@ -49,14 +50,15 @@ def load(
     text: bool | None = None,
     tokenizer: str | os.PathLike[str] | None = None,
     revision: str | None = None,
-) -> Encoder | AdaptedEncoder:
+) -> Encoder | AdaptedEncoder | PixelEncoder:
     """Build an encoder and load its weights.
 
     Args:
         name: a registry name (``dinov2-base``), ``hf-hub:org/repo[@revision]`` or ``local-dir:PATH`` for
             encoders saved by ``save_pretrained`` or adapted by ``encoderzoo adapt`` (those return an
             ``encoderzoo.adapters.AdaptedEncoder``; ``weights=`` then names the base's weight file), or an
-            ``EncoderSpec``.
+            ``EncoderSpec``; or a control: ``random:NAME`` (NAME's architecture, seeded random initialisation)
+            or ``pixels[@SIZE]`` (a ``PixelEncoder``). ``encoderzoo.names`` holds the grammar.
         device, dtype: where the returned encoder lives (bf16 recommended on GPU for DINOv3).
         attention: ``auto`` | ``sdpa`` | ``xformers`` | ``math``.
         weights: a local file in the entry's canonical source format, instead of fetching it.
@@ -79,10 +81,24 @@ def load(
     are honoured), converted into the timm module and loaded strictly.
     """
     backend = resolve_backend(attention, device)
-    if revision is not None and isinstance(name, str) and name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):
+    ref = parse_encoder_name(name) if isinstance(name, str) else None
+    if ref is not None and ref.is_control:
+        if revision is not None:
+            raise ValueError(f"{name!r} is a control (no pretrained weights); revision= does not apply")
+        return load_control(
+            ref,
+            device=device,
+            dtype=dtype,
+            attention=backend,
+            weights=weights,
+            pretrained=pretrained,
+            image_size=image_size,
+            text=text,
+            tokenizer=tokenizer,
+        )
+    if revision is not None and ref is not None and ref.saved:
         raise ValueError(f"revision= applies to registry entries; for {name!r} write hf-hub:org/repo@REVISION")
-    by_folder = isinstance(name, str) and name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX))
-    saved = _saved_meta(name) if by_folder else None
+    saved = _saved_meta(ref) if ref is not None and ref.saved else None
     if saved is not None and saved.get("kind") is not None:  # a folder another package knows how to rebuild
         kind = saved["kind"]
         if not pretrained:
@@ -91,19 +107,21 @@ def load(
             raise ValueError(f"{name!r} is an {kind} encoder: it runs at the size it was {kind} at")
         if text or tokenizer is not None:
             raise ValueError(f"{name!r} is an {kind} encoder; text towers of {kind} encoders are not supported")
-        loader = folder_loader(kind, name)
-        return loader(_whole_folder(name), device=device, dtype=dtype, attention=attention, weights=weights, meta=saved)
-    if by_folder:
+        loader = folder_loader(kind, str(name))
+        return loader(_whole_folder(ref), device=device, dtype=dtype, attention=attention, weights=weights, meta=saved)
+    if ref is not None and ref.saved:
         if weights is not None or not pretrained:
             raise ValueError(f"{name!r} carries its own weights; weights= and pretrained=False do not apply")
         if saved is None:
-            raise WeightsNotFoundError(f"{name.removeprefix(LOCAL_DIR_PREFIX)} has no {SPEC_FILE}: it was not saved by "
-                                       "encoderzoo.save_pretrained or encoderzoo adapt")
-        spec, state, origin = _read_saved(name, saved)
+            raise WeightsNotFoundError(
+                f"{ref.target} has no {SPEC_FILE}: it was not saved by encoderzoo.save_pretrained or encoderzoo adapt"
+            )
+        spec, state, origin = _read_saved(ref, saved)
         with_text, state = saved_text_state(spec, state, text, origin)
         weights_size = spec.input_size  # saved weights are already at the saved spec's size
     else:
-        spec = at_revision(name if isinstance(name, EncoderSpec) else get_spec(name), revision)
+        registered = name if isinstance(name, EncoderSpec) else get_spec(ref.target)  # type: ignore[union-attr,arg-type]
+        spec = at_revision(registered, revision)
         at_image_size(spec, image_size)  # a size the network cannot take fails before any download
         with_text = canonical_text(spec, text)
         state, origin = _read_canonical(spec, weights, with_text) if pretrained else (None, "")
@@ -133,16 +151,15 @@ def _read_canonical(
     return converted, str(path)
 
 
-def _saved_meta(name: str) -> dict | None:
+def _saved_meta(ref: EncoderRef) -> dict | None:
     """``encoderzoo.json`` of a ``local-dir:`` / ``hf-hub:`` name (a saved or an adapted encoder), read once;
     ``None`` for a local folder without one."""
-    if name.startswith(LOCAL_DIR_PREFIX):
-        spec_path = Path(name.removeprefix(LOCAL_DIR_PREFIX)).expanduser() / SPEC_FILE
+    if ref.kind == "local-dir":
+        spec_path = Path(ref.target or "").expanduser() / SPEC_FILE
         if not spec_path.is_file():
             return None
     else:
-        repo, _, revision = name.removeprefix(HF_HUB_PREFIX).partition("@")
-        spec_path = download_from_hub(repo, SPEC_FILE, revision or "main")
+        spec_path = download_from_hub(ref.target or "", SPEC_FILE, ref.revision or "main")
     return json.loads(spec_path.read_text())
 
 
@@ -168,22 +185,20 @@ def folder_loader(kind: str, name: str) -> FolderLoader:
     return _FOLDER_LOADERS[kind]
 
 
-def _whole_folder(name: str) -> Path:
-    """The local folder of a folder-kind encoder ``name``: ``hf-hub:`` repositories are fetched whole (adapter
-    files, head, card); the base weights are never in them and are loaded by the base's own name."""
-    if name.startswith(LOCAL_DIR_PREFIX):
-        return Path(name.removeprefix(LOCAL_DIR_PREFIX)).expanduser()
-    repo, _, revision = name.removeprefix(HF_HUB_PREFIX).partition("@")
-    return snapshot_from_hub(repo, revision or "main")
+def _whole_folder(ref: EncoderRef) -> Path:
+    """The local folder of a folder-kind encoder: ``hf-hub:`` repositories are fetched whole (adapter files, head,
+    card); the base weights are never in them and are loaded by the base's own name."""
+    if ref.kind == "local-dir":
+        return Path(ref.target or "").expanduser()
+    return snapshot_from_hub(ref.target or "", ref.revision or "main")
 
 
-def _read_saved(name: str, meta: dict) -> tuple[EncoderSpec, dict, str]:
-    """The spec (from ``meta``, already read) and the weights of the saved encoder ``name``."""
-    if name.startswith(LOCAL_DIR_PREFIX):
-        weights_path = Path(name.removeprefix(LOCAL_DIR_PREFIX)).expanduser() / WEIGHTS_FILE
+def _read_saved(ref: EncoderRef, meta: dict) -> tuple[EncoderSpec, dict, str]:
+    """The spec (from ``meta``, already read) and the weights of the saved encoder ``ref``."""
+    if ref.kind == "local-dir":
+        weights_path = Path(ref.target or "").expanduser() / WEIGHTS_FILE
     else:
-        repo, _, revision = name.removeprefix(HF_HUB_PREFIX).partition("@")
-        weights_path = download_from_hub(repo, WEIGHTS_FILE, revision or "main")
+        weights_path = download_from_hub(ref.target or "", WEIGHTS_FILE, ref.revision or "main")
     spec = EncoderSpec.from_dict(meta["spec"])
     return spec, read_state_dict(weights_path), str(weights_path)
 

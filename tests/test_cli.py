@@ -93,7 +93,8 @@ def test_probe_with_no_arguments_runs_the_bundled_sample(tmp_path):
     # deterministic up to BLAS summation order, so the margin is 4 images (0.02).
     for probe, measured in (("knn", 0.795), ("linear", 0.800)):
         cell = saved["probes"][probe]["accuracy"]
-        assert set(cell) == {"mean", "std", "values"} and abs(cell["mean"] - measured) <= 0.02, (probe, cell)
+        assert set(cell) == {"mean", "std", "values", "ci95"} and abs(cell["mean"] - measured) <= 0.02, (probe, cell)
+        assert cell["ci95"][0] < cell["mean"] < cell["ci95"][1], cell  # 200 test images: an interval, not a point
     linear = saved["probes"]["linear"]
     assert linear["converged"] and linear["selection_metric"] == "accuracy" and linear["standardize"] in (True, False)
     assert len(linear["path"]) == 26 and all(r["converged"] for r in linear["path"])  # 13 C x {raw, z-scored}

@@ -17,7 +17,7 @@ from encoderzoo.embeddings import EmbeddingSet
 from encoderzoo.engine import NonFiniteEmbeddingError, embed_dataset, embed_splits, weights_fingerprint
 
 from .datasets_fixtures import write_npz, write_png
-from .helpers import reorder_atol, sequential_layers
+from .helpers import randomize_, reorder_atol, sequential_layers
 
 TINY = encoderzoo.get_spec("dinov2-small").tiny_variant()  # 28 px input
 
@@ -216,14 +216,21 @@ def test_preprocessing_is_part_of_the_key(encoder, tmp_path):
 
 
 def test_pad_fit_is_the_medmnist_plus_canvas(encoder, tmp_path):
-    small = write_npz(tmp_path / "small.npz", sizes=(3, 1, 1), shape=(14, 14))
+    """MedMNIST+ reference code: ToTensor, Normalize(mean, std), then Pad(fill=0): the border is the mean colour."""
+    randomize_(encoder.trunk)  # timm's init (LayerScale 1e-5) would make the output almost blind to its input
+    small = write_npz(tmp_path / "small.npz", sizes=(3, 1, 1), shape=(13, 13))
     dataset = open_dataset(f"npz:{small}")
     result = embed_dataset(encoder, dataset, "train", fit="pad", use_cache=False)
-    canvas = np.zeros((3, 28, 28), np.uint8)
-    canvas[:, 7:21, 7:21] = dataset.read("train", 0, 3)
+    images = torch.from_numpy(dataset.read("train", 0, 3)).double().div(255)[:, None].expand(-1, 3, -1, -1)
+    mean = torch.tensor(TINY.mean, dtype=torch.float64).view(1, 3, 1, 1)
+    std = torch.tensor(TINY.std, dtype=torch.float64).view(1, 3, 1, 1)
+    canvas = torch.zeros(3, 3, 28, 28, dtype=torch.float64)
+    canvas[:, :, 7:20, 7:20] = (images - mean) / std  # margin 15: 7 left/top, 8 right/bottom
     with torch.no_grad():
-        expected = encoder.embed(encoder.transform(canvas))
+        expected = encoder.embed(canvas.float())
+        black = encoder.embed(encoder.transform(torch.nn.functional.pad(images.float(), (7, 8, 7, 8))))
     assert torch.allclose(result.features, expected, atol=1e-5)
+    assert (result.features - black).abs().max() > 0.1  # the old order: pad in pixel space, then normalize
 
 
 def test_nan_features_name_the_batch(npz, tmp_path):

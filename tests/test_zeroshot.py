@@ -181,7 +181,8 @@ def test_run_probes_zeroshot_matches_a_manual_computation(tiny_clip_dir):
     assert results["splits"] == {"test": 200}, "zero-shot alone embeds only the test split"
     assert "ignored" in out["train_split"] and "train" in results["protocol"]["zeroshot"]["training_data"]
     assert (
-        set(out["accuracy"]) == {"mean", "std", "values"} and out["prompts"]["source"] == "builtin:pneumoniamnist.json"
+        set(out["accuracy"]) == {"mean", "std", "values", "ci95"}
+        and out["prompts"]["source"] == "builtin:pneumoniamnist.json"
     )
     # independent computation: numpy scores from the encoder's own text embeddings, sklearn metrics
     encoder = encoderzoo.load(f"local-dir:{tiny_clip_dir}")

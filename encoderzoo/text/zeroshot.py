@@ -9,6 +9,7 @@ import torch
 from ..embeddings import EmbeddingSet
 from ..per_label import per_label
 from ..probes import ZeroShotProbe, ensemble, evaluate, summarize
+from ..probes.bootstrap import add_intervals
 from ..probes.metrics import METRICS
 from .api import text_tower
 from .prompts import PromptSet, load_prompts
@@ -71,7 +72,7 @@ def zeroshot_probe(
         "prompts": prompts.to_dict(),
         "logit_scale": scale,
         "logit_bias": bias,
-        **{m: summarize([metrics[m]]) for m in METRICS},
+        **add_intervals({m: summarize([metrics[m]]) for m in METRICS}, test.labels, test_proba),
         "auroc_skipped": metrics["auroc_skipped"],
         **per_label(test.labels, metrics),
         **trusted,
