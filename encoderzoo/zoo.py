@@ -379,7 +379,10 @@ ZOO: tuple[EncoderSpec, ...] = (
         family="dino",
         architecture="vit_base_patch16_224",
         source=WeightSource(
-            format="timm-hub", repo_id="timm/vit_base_patch16_224.dino", filename="model.safetensors"
+            format="timm-hub",
+            repo_id="timm/vit_base_patch16_224.dino",
+            filename="model.safetensors",
+            facts_from="timm 1.0.31, timm/models/vision_transformer.py: default_cfgs['vit_base_patch16_224.dino']",
         ),
         input_size=224,
         mean=IMAGENET_MEAN,

@@ -227,7 +227,7 @@ def expand(
 
 def parse_rank_by(text: str) -> tuple[str, str]:
     """``PROBE:METRIC`` -> (probe, metric); the probe may be a nested one (``fewshot/linear/5``)."""
-    from ..evaluate import METRICS
+    from ..probes.metrics import METRICS
 
     probe, sep, metric = text.rpartition(":")
     if not sep or not probe or metric not in METRICS:
@@ -284,7 +284,7 @@ def _check_encoder(name: str) -> None:
 
 
 def _checked(settings: dict[str, Any], spec: str) -> dict[str, Any]:
-    from ..evaluate import PROBES
+    from ..probe_settings import PROBES
 
     probes = settings["probes"]
     if isinstance(probes, str):
