@@ -271,6 +271,36 @@ def test_ranking_means_and_interval_marks(tmp_path):
     assert len(board["metrics"]) == 12
 
 
+def test_ranking_by_trust_metrics_knows_which_way_is_better(tmp_path):
+    """Issue 19's metrics rank by their own entries: lower ECE / coverage gap is better, higher robust AUROC."""
+    from encoderzoo.benchmark.suite import parse_rank_by
+
+    assert parse_rank_by("linear:ece") == ("linear/calibration", "ece")
+    assert parse_rank_by("linear:coverage_gap") == ("linear/conformal", "coverage_gap")
+    assert parse_rank_by("knn:robust_auroc") == ("knn/robustness", "robust_auroc")
+    values = {("a", "npz:one"): (0.10, 0.90), ("b", "npz:one"): (0.02, 0.80), ("c", "npz:one"): (0.05, 0.95)}
+    for encoder in "abc":
+        encoderzoo.register(dataclasses.replace(encoderzoo.get_spec(TINY), name=encoder), overwrite=True)
+    datasets = [{"spec": "npz:one"}]
+    suite = expand({"encoders": ["a", "b", "c"], "datasets": datasets}, "test")
+    out = tmp_path / "fake"
+    for (encoder, dataset), (ece, robust) in values.items():
+        folder = cell_dir(out, Cell(encoder, dataset, {}))
+        folder.mkdir(parents=True)
+        leaf = lambda v: {"mean": v, "std": 0.0, "values": [v], "ci95": None}  # noqa: E731
+        linear = {"calibration": {"ece": leaf(ece)}, "robustness": {"robust_auroc": leaf(robust)}}
+        (folder / "results.json").write_text(json.dumps({"probes": {"linear": linear}, "versions": {}}))
+    try:
+        by_ece = leaderboard.build(suite, out, "linear:ece")["ranking"]
+        by_robust = leaderboard.build(suite, out, "linear:robust_auroc")["ranking"]
+    finally:
+        for encoder in "abc":
+            encoderzoo.unregister(encoder)
+    assert [r["encoder"] for r in by_ece["encoders"]] == ["b", "c", "a"] and by_ece["lower_is_better"]
+    assert by_ece["table"]["b"]["npz:one"]["best"]
+    assert [r["encoder"] for r in by_robust["encoders"]] == ["c", "a", "b"] and not by_robust["lower_is_better"]
+
+
 def test_slugs_are_safe_and_distinct():
     assert slug("pixels") == "pixels"
     names = ["random:x", "random_x", "npz:/a/b.npz", "npz:/a_b.npz"]

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..atomic import atomic_write
 from .runner import ERROR_FILE, RESULTS_FILE, cell_dir
-from .suite import ExpandedSuite, parse_rank_by
+from .suite import LOWER_IS_BETTER, ExpandedSuite, parse_rank_by
 
 METRIC_KEYS = {"mean", "std", "values"}
 
@@ -41,9 +41,10 @@ def metric_entries(probes: dict, path: tuple[str, ...] = ()) -> list[tuple[str, 
     return out
 
 
-def average_ranks(values: list[float]) -> list[float]:
-    """Rank 1 for the highest value; tied values share the mean of the ranks they span."""
-    order = sorted(range(len(values)), key=lambda i: -values[i])
+def average_ranks(values: list[float], *, lower_is_better: bool = False) -> list[float]:
+    """Rank 1 for the highest value (the lowest with ``lower_is_better``); tied values share the mean of the ranks
+    they span."""
+    order = sorted(range(len(values)), key=lambda i: values[i] if lower_is_better else -values[i])
     ranks = [0.0] * len(values)
     i = 0
     while i < len(order):
@@ -106,8 +107,10 @@ def _ranking(suite: ExpandedSuite, cells: list[dict], metrics: list[dict], probe
     table: dict[str, dict[str, Any]] = {e: {} for e in suite.encoders}
     for dataset in datasets:
         present = [e for e in suite.encoders if (e, dataset) in chosen and np.isfinite(chosen[(e, dataset)]["mean"])]
-        ranks = average_ranks([chosen[(e, dataset)]["mean"] for e in present])
-        best = max(present, key=lambda e: chosen[(e, dataset)]["mean"]) if present else None
+        lower = metric in LOWER_IS_BETTER
+        ranks = average_ranks([chosen[(e, dataset)]["mean"] for e in present], lower_is_better=lower)
+        pick = min if lower else max
+        best = pick(present, key=lambda e: chosen[(e, dataset)]["mean"]) if present else None
         best_ci = chosen[(best, dataset)]["ci95"] if best else None
         for encoder in suite.encoders:
             entry = chosen.get((encoder, dataset))
@@ -136,8 +139,16 @@ def _ranking(suite: ExpandedSuite, cells: list[dict], metrics: list[dict], probe
                 "datasets": len(scored),
             }
         )
-    summary.sort(key=lambda s: (s["mean_rank"] is None, s["mean_rank"] or 0.0, -(s["mean"] or 0.0)))
-    return {"probe": probe, "metric": metric, "datasets": datasets, "table": table, "encoders": summary}
+    sign = 1.0 if metric in LOWER_IS_BETTER else -1.0
+    summary.sort(key=lambda s: (s["mean_rank"] is None, s["mean_rank"] or 0.0, sign * (s["mean"] or 0.0)))
+    return {
+        "probe": probe,
+        "metric": metric,
+        "lower_is_better": metric in LOWER_IS_BETTER,
+        "datasets": datasets,
+        "table": table,
+        "encoders": summary,
+    }
 
 
 def _cell_text(entry: dict) -> str:

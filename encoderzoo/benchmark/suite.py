@@ -225,13 +225,41 @@ def expand(
     return suite
 
 
+TRUST_METRICS = {
+    "ece": "calibration",
+    "ece_equal_mass": "calibration",
+    "mce": "calibration",
+    "brier": "calibration",
+    "nll": "calibration",
+    "coverage": "conformal",
+    "coverage_gap": "conformal",
+    "set_size": "conformal",
+    "robust_accuracy": "robustness",
+    "robust_auroc": "robustness",
+    "relative_drop_accuracy": "robustness",
+    "relative_drop_auroc": "robustness",
+}
+"""Calibration, conformal and robustness metrics a leaderboard can rank by (``linear:ece``), and the entry of the
+probe's results that holds each (``probes.linear.calibration.ece``)."""
+LOWER_IS_BETTER = frozenset(
+    {"ece", "ece_equal_mass", "mce", "brier", "nll", "coverage_gap", "set_size", "relative_drop_accuracy",
+     "relative_drop_auroc"}
+)
+"""Metrics where the best encoder has the smallest value (ranked ascending)."""
+
+
 def parse_rank_by(text: str) -> tuple[str, str]:
-    """``PROBE:METRIC`` -> (probe, metric); the probe may be a nested one (``fewshot/linear/5``)."""
+    """``PROBE:METRIC`` -> (probe path, metric); the probe may be a nested one (``fewshot/linear/5``), and a trust
+    metric names its entry (``linear:ece`` -> ``("linear/calibration", "ece")``)."""
     from ..probes.metrics import METRICS
 
     probe, sep, metric = text.rpartition(":")
-    if not sep or not probe or metric not in METRICS:
-        raise SuiteError(f"--rank-by {text!r}: write PROBE:METRIC with METRIC one of {list(METRICS)} (linear:auroc)")
+    if not sep or not probe or (metric not in METRICS and metric not in TRUST_METRICS):
+        raise SuiteError(
+            f"--rank-by {text!r}: write PROBE:METRIC with METRIC one of {[*METRICS, *TRUST_METRICS]} (linear:auroc)"
+        )
+    if metric in TRUST_METRICS:
+        probe = f"{probe}/{TRUST_METRICS[metric]}"
     return probe, metric
 
 
