@@ -330,3 +330,25 @@ def test_pixels_takes_its_size_from_its_name_not_image_size(data, tmp_path):
     pixels = json.loads((_cell(out, "pixels", f"npz:{data[0]}") / "results.json").read_text())
     tiny = json.loads((_cell(out, f"random:{TINY}", f"npz:{data[0]}") / "results.json").read_text())
     assert pixels["image_size"] == 28 and tiny["image_size"] == 56
+
+
+def test_suite_file_external_validation_cell(tmp_path):
+    """A dataset entry's test_dataset: the cell fits on its dataset and scores the other's test split (issue 18)."""
+    from .cxr_fixtures import write_rsna
+
+    rsna = write_rsna(tmp_path / "rsna")
+    suite = tmp_path / "ext.toml"
+    suite.write_text(
+        'name = "ext"\nencoders = ["pixels"]\nprobes = ["knn"]\n'
+        f'[[datasets]]\nspec = "sample:pneumoniamnist"\ntest_dataset = "rsna-pneumonia:{rsna}"\n'
+    )
+    out = tmp_path / "run"
+    result = _bench(["--suite", str(suite), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    cell = json.loads((_cell(out, "pixels", "sample:pneumoniamnist") / "results.json").read_text())
+    assert cell["external_validation"]["labels_scored"] == ["Pneumonia"]
+    assert cell["test_dataset"] == f"rsna-pneumonia:{rsna}"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('encoders = ["pixels"]\n[[datasets]]\nspec = "sample:pneumoniamnist"\ntest_dataset = 3\n')
+    refused = _bench(["--suite", str(bad), "--out", str(tmp_path / "r2")])
+    assert refused.exit_code == 2 and "test_dataset must be a dataset spec string" in refused.output

@@ -136,6 +136,7 @@ def run_cells(
                             fit=cell.settings["fit"],
                             progress=progress,
                             image_size=image_size,
+                            test_dataset=cell.settings.get("test_dataset"),
                             loaded=model,
                         )
                     except Exception as err:  # a missing dataset or a corrupt file fails this cell only

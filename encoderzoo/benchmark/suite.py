@@ -42,14 +42,16 @@ except ModuleNotFoundError:  # Python 3.10
 
 PRESET_FOLDER = "suites"  # TOML files shipped inside encoderzoo.benchmark (package data)
 DEFAULT_PRESET = "sample"
-SETTINGS = ("probes", "image_size", "fit", "shots", "seeds")
-"""Per-cell probe settings (they mean what they mean for ``encoderzoo probe``)."""
+SETTINGS = ("probes", "image_size", "fit", "shots", "seeds", "test_dataset")
+"""Per-cell probe settings (they mean what they mean for ``encoderzoo probe``; ``test_dataset``: external validation,
+fit on the cell's dataset, scored on this one's test split over the labels both have)."""
 DEFAULTS: dict[str, Any] = {
     "probes": ["knn", "linear"],
     "image_size": None,
     "fit": "resize",
     "shots": [1, 5, 10],
     "seeds": 5,
+    "test_dataset": None,
 }
 _TOP_KEYS = {"name", "description", "protocol", "encoders", "datasets", "rank_by", "sizes", *SETTINGS}
 _DATASET_KEYS = {"spec", "optional", *SETTINGS}
@@ -201,6 +203,10 @@ def expand(
                 left_out.append(spec)
                 continue
             settings = {**base, **{k: entry[k] for k in SETTINGS if k in entry}, **overrides}
+            if isinstance(settings["test_dataset"], str) and "{data_root}" in settings["test_dataset"]:
+                if root is None:
+                    raise SuiteError(f"suite {source} looks for datasets under --data-root: pass --data-root DIR")
+                settings["test_dataset"] = settings["test_dataset"].replace("{data_root}", root)
             expanded.append({"spec": spec, **_checked(settings, spec)})
     if not expanded:
         raise SuiteError(
@@ -296,7 +302,7 @@ def _list_diff(what: str, old: list[str], new: list[str]) -> str:
 def _cell_settings(encoder: str, dataset: dict[str, Any]) -> dict[str, Any]:
     """A dataset's settings for one encoder: the ``pixels`` control has its size in its name, so the suite's
     ``image_size`` does not apply to it (its cell is ``encoderzoo probe`` without ``--image-size``)."""
-    settings = {k: dataset[k] for k in SETTINGS}
+    settings = {k: dataset.get(k, DEFAULTS[k]) for k in SETTINGS}
     if parse_encoder_name(encoder).kind == "pixels":
         settings["image_size"] = None
     return settings
@@ -326,12 +332,16 @@ def _checked(settings: dict[str, Any], spec: str) -> dict[str, Any]:
     if any(s < 1 for s in shots) or int(settings["seeds"]) < 1:
         raise SuiteError(f"{spec}: shots and seeds must be positive")
     size = settings["image_size"]
+    test_dataset = settings.get("test_dataset")
+    if test_dataset is not None and (not isinstance(test_dataset, str) or not test_dataset.strip()):
+        raise SuiteError(f"{spec}: test_dataset must be a dataset spec string, got {test_dataset!r}")
     return {
         "probes": list(probes),
         "image_size": int(size) if size is not None else None,
         "fit": settings["fit"],
         "shots": shots,
         "seeds": int(settings["seeds"]),
+        "test_dataset": test_dataset,
     }
 
 
