@@ -12,12 +12,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from ..adapted_card import write_card
 from ..atomic import atomic_write
 from ..data import open_dataset
-from ..devices import resolve_device
+from ..devices import init_distributed_from_env, resolve_device
 from ..engine import weights_fingerprint
 from ..evaluate import device_name, versions
 from ..loading import load
@@ -57,21 +56,6 @@ def check_trainable_labels(labels: np.ndarray, task: str, names: list[str], data
             f"{dataset} train holds a single class ({only!r}, {len(labels)} images): a classifier cannot learn from "
             "one class; add images of the other class(es)"
         )
-
-
-def init_distributed_from_env(device: str) -> str:
-    """Under ``torchrun`` (``WORLD_SIZE`` > 1) with no process group yet, start one (NCCL on CUDA, gloo on CPU) and
-    give each rank its own GPU; returns the device this rank trains on."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1 or not dist.is_available() or dist.is_initialized():
-        return device
-    on_cuda = device.startswith("cuda")
-    dist.init_process_group("nccl" if on_cuda else "gloo")
-    if on_cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return f"cuda:{local}"
-    return device
 
 
 def adapt(

@@ -35,3 +35,31 @@ def resolve_device(device: str | torch.device | None = "auto") -> str:
     elif parsed.type not in ("cpu", "cuda", "mps"):
         raise DeviceError(f"device type {parsed.type!r} is not supported: use auto, cpu, cuda or cuda:N")
     return str(device)
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) of the torch.distributed process group, (0, 1) without one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed_from_env(device: str) -> str:
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1) with no process group yet, start one (NCCL on CUDA, gloo on CPU) and
+    give each rank its own GPU; returns the device this rank works on."""
+    import os
+
+    import torch.distributed as dist
+
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1 or not dist.is_available() or dist.is_initialized():
+        return device
+    on_cuda = device.startswith("cuda")
+    dist.init_process_group("nccl" if on_cuda else "gloo")
+    if on_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return f"cuda:{local}"
+    return device

@@ -98,6 +98,21 @@ def _tensor_digest(tensor: torch.Tensor) -> str:
     return hashlib.sha256(memoryview(flat.view(torch.uint8).numpy())).hexdigest()
 
 
+_SINGLE_PROCESS = False
+
+
+@contextmanager
+def single_process() -> Iterator[None]:
+    """Embed in this process alone even where a process group exists (rank 0's probe work under torchrun, after
+    the splits were embedded by every rank together): no chunk sharing, no barrier waiting for the others."""
+    global _SINGLE_PROCESS
+    before, _SINGLE_PROCESS = _SINGLE_PROCESS, True
+    try:
+        yield
+    finally:
+        _SINGLE_PROCESS = before
+
+
 def _provenance(encoder: Encoder, dataset: ImageDataset, split: str, fit: Fit, fingerprint: str) -> dict:
     spec = encoder.spec.to_dict()
     spec.pop("tiny")
@@ -224,7 +239,8 @@ def _embed_split(
     final = folder / f"{split}.safetensors"
     if final.is_file():
         return EmbeddingSet.load(final)
-    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    distributed = dist.is_available() and dist.is_initialized() and not _SINGLE_PROCESS
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     chunks_dir = folder / f"{split}.chunks"
     chunks_dir.mkdir(parents=True, exist_ok=True)
     n = dataset.num_samples(split)

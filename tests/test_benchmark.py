@@ -352,3 +352,58 @@ def test_suite_file_external_validation_cell(tmp_path):
     bad.write_text('encoders = ["pixels"]\n[[datasets]]\nspec = "sample:pneumoniamnist"\ntest_dataset = 3\n')
     refused = _bench(["--suite", str(bad), "--out", str(tmp_path / "r2")])
     assert refused.exit_code == 2 and "test_dataset must be a dataset spec string" in refused.output
+
+
+def _torchrun_worker(rank, world, port, datasets, out, log_dir, cache):
+    """One rank of a 2-process gloo run of the benchmark command, recording which splits it embedded and whether
+    it ran the probe job."""
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    import encoderzoo.engine as engine
+    import encoderzoo.evaluate as evaluate
+    from encoderzoo.benchmark.command import run
+
+    torch.set_num_threads(1)
+    os.environ["ENCODERZOO_CACHE"] = cache
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    calls = []
+    real_embed, real_probe = engine.embed_splits, evaluate.run_probes
+    engine.embed_splits = lambda model, data, splits, **kw: calls.append(["embed", list(splits)]) or real_embed(
+        model, data, splits, **kw
+    )
+    evaluate.run_probes = lambda *a, **kw: calls.append(["probe"]) or real_probe(*a, **kw)
+    try:
+        code = run(suite=None, encoders=["pixels"], datasets=[f"npz:{d}" for d in datasets],
+                   settings={"probes": ["knn", "linear"]}, out=Path(out), device="cpu", batch_size=None,
+                   rank_by=None, sizes=None, data_root=None, shard=None, report_only=False,
+                   echo=lambda text: calls.append(["echo"]), warn=lambda text: None, progress=False)
+        Path(log_dir, f"rank{rank}.json").write_text(json.dumps({"code": code, "calls": calls}))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_under_torchrun_every_rank_embeds_and_rank_0_alone_probes_and_reports(data, tmp_path, one_thread):
+    """One thread on both sides: the float64 probe fits then sum in the same order, so the cells are identical."""
+    import torch.multiprocessing as mp
+
+    from .test_engine import _free_port
+
+    out = tmp_path / "ddp"
+    args = (2, _free_port(), [str(d) for d in data], str(out), str(tmp_path), str(tmp_path / "cache"))
+    mp.spawn(_torchrun_worker, args=args, nprocs=2, join=True)
+    logs = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [log["code"] for log in logs] == [0, 0]
+    for log in logs:  # both ranks embedded train/val/test of both datasets together
+        assert [c for c in log["calls"] if c[0] == "embed"][:2] == [["embed", ["train", "val", "test"]]] * 2
+    assert [c for c in logs[0]["calls"] if c[0] != "embed"] == [["probe"], ["probe"], ["echo"]]
+    assert [c for c in logs[1]["calls"] if c[0] != "embed"] == []  # no probe job, no report on rank 1
+    one = tmp_path / "one"
+    assert _bench(_adhoc(["pixels"], data, one)).exit_code == 0
+    for dataset in data:
+        cells = [json.loads((_cell(o, "pixels", f"npz:{dataset}") / "results.json").read_text()) for o in (out, one)]
+        for cell in cells:
+            cell.pop("timings_s")
+        assert cells[0] == cells[1]

@@ -113,10 +113,21 @@ def run(
     expanded = resolve(suite, encoders, datasets, settings, sizes=sizes, data_root=data_root, rank_by=rank_by)
     index_count = parse_shard(shard)
     out = out or Path("runs") / expanded.name
-    prepare_out(out, expanded)
+    from ..devices import init_distributed_from_env, resolve_device, world
+
+    device = init_distributed_from_env(resolve_device(device))  # under torchrun: one process group for the run
+    rank, size = world()
+    if rank == 0:
+        prepare_out(out, expanded)
+    if size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
     summary = run_cells(
         expanded, out, device=device, batch_size=batch_size, shard=index_count, progress=progress, log=warn
     )
+    if rank != 0:  # under torchrun rank 0 writes the leaderboard and reports
+        return 0
     board = write_outputs(expanded, out, rank_by, warn)
     echo(leaderboard.markdown(board))
     warn(

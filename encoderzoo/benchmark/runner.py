@@ -94,23 +94,25 @@ def run_cells(
     log: Callable[[str], None] = print,
 ) -> RunSummary:
     """Run every unfinished cell of ``suite`` in this shard (cell ``k`` belongs to shard ``k % N + 1``)."""
-    from ..engine import pinned_fingerprint
+    from ..devices import init_distributed_from_env, resolve_device, world
+    from ..engine import pinned_fingerprint, single_process
     from ..evaluate import run_probes
     from ..loading import load
 
     start = time.perf_counter()
-    resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    resolved = init_distributed_from_env(resolve_device(device))
+    rank, size = world()
     index, count = shard
     mine = [c for k, c in enumerate(suite.cells()) if k % count == index - 1]
     summary = RunSummary(skipped=[c.key for c in mine if (cell_dir(out, c) / RESULTS_FILE).is_file()])
     todo = [c for c in mine if c.key not in summary.skipped]
-    if summary.skipped:
+    if summary.skipped and rank == 0:
         log(f"{len(summary.skipped)} of {len(mine)} cell(s) already finished in {out}: skipped")
     groups: dict[tuple, list[Cell]] = {}
     for cell in todo:  # one model per (encoder, size, text tower): load() arguments as run_probes passes them
         key = (cell.encoder, cell.settings["image_size"], "zeroshot" in cell.settings["probes"])
         groups.setdefault(key, []).append(cell)
-    bar = _bar(len(mine), len(summary.skipped), progress)
+    bar = _bar(len(mine), len(summary.skipped), progress and rank == 0)
     try:
         for (name, image_size, text), cells in groups.items():
             bar.set_description(f"loading {name}")
@@ -118,32 +120,43 @@ def run_cells(
                 model = load(name, device=resolved, text=True if text else None, image_size=image_size)
             except Exception as err:  # a gated, unreachable or corrupt encoder fails its cells, not the run
                 for cell in cells:
-                    _record_failure(out, cell, err, summary)
+                    if rank == 0:
+                        _record_failure(out, cell, err, summary)
                     bar.update(1)
                 continue
             with pinned_fingerprint(model):
                 for cell in cells:
                     bar.set_description(cell.key)
                     try:
-                        results = run_probes(
-                            cell.encoder,
-                            cell.dataset,
-                            probes=cell.settings["probes"],
-                            shots=cell.settings["shots"],
-                            seeds=cell.settings["seeds"],
-                            device=resolved,
-                            batch_size=batch_size,
-                            fit=cell.settings["fit"],
-                            progress=progress,
-                            image_size=image_size,
-                            test_dataset=cell.settings.get("test_dataset"),
-                            loaded=model,
-                        )
+                        if size > 1:  # torchrun: every rank embeds a share of the cell's splits into the cache
+                            _embed_together(model, cell, batch_size, progress and rank == 0)
+                        if rank == 0:  # ... and rank 0 alone runs the probe job on the cached embeddings
+                            with single_process():
+                                results = run_probes(
+                                    cell.encoder,
+                                    cell.dataset,
+                                    probes=cell.settings["probes"],
+                                    shots=cell.settings["shots"],
+                                    seeds=cell.settings["seeds"],
+                                    device=resolved,
+                                    batch_size=batch_size,
+                                    fit=cell.settings["fit"],
+                                    progress=progress,
+                                    image_size=image_size,
+                                    test_dataset=cell.settings.get("test_dataset"),
+                                    loaded=model,
+                                )
                     except Exception as err:  # a missing dataset or a corrupt file fails this cell only
-                        _record_failure(out, cell, err, summary)
+                        if rank == 0:
+                            _record_failure(out, cell, err, summary)
                     else:
-                        _record_success(out, cell, results)
-                        summary.ran.append(cell.key)
+                        if rank == 0:
+                            _record_success(out, cell, results)
+                            summary.ran.append(cell.key)
+                    if size > 1:
+                        import torch.distributed as dist
+
+                        dist.barrier()  # the next cell starts together
                     bar.update(1)
             del model
     finally:
@@ -152,6 +165,18 @@ def run_cells(
         log(f"failed: {key}: {error}")
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _embed_together(model: torch.nn.Module, cell: Cell, batch_size: int | None, progress: bool) -> None:
+    """Every rank embeds its share of the splits the probe job reads (the engine splits the work by chunks and
+    caches the result), so rank 0's probe job finds them cached. Splits it embeds beyond these (an external test
+    dataset, corrupted test sets) rank 0 embeds alone."""
+    from ..data import open_dataset
+    from ..engine import embed_splits
+
+    splits = ("test",) if set(cell.settings["probes"]) == {"zeroshot"} else ("train", "val", "test")
+    embed_splits(model, open_dataset(cell.dataset), splits, batch_size=batch_size, fit=cell.settings["fit"],
+                 progress=progress)
 
 
 def _record_success(out: Path, cell: Cell, results: dict) -> None:
