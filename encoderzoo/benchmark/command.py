@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import leaderboard, plots, report
+from . import leaderboard, plots, published, report
 from .runner import parse_shard, prepare_out, read_suite_json, run_cells
 from .suite import SETTINGS, ExpandedSuite, expand, list_presets, read_suite
 
@@ -50,7 +50,7 @@ def resolve(
         raw = {k: v for k, v in preset.items() if k in SETTINGS or k == "rank_by"}
         raw.update(encoders=[] if encoders else preset["encoders"], datasets=[] if datasets else preset["datasets"])
         raw["name"] = "adhoc"
-    return expand(
+    expanded = expand(
         raw,
         source,
         encoders=encoders or None,
@@ -60,6 +60,9 @@ def resolve(
         data_root=data_root,
         rank_by=rank_by,
     )
+    if expanded.published:
+        published.read(expanded.published)  # a bad figures file is a usage error, found before any work
+    return expanded
 
 
 def write_outputs(suite: ExpandedSuite, out: Path, rank_by: str | None, warn: Callable[[str], None]) -> dict:

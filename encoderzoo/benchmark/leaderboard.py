@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_write
+from . import published
 from .runner import ERROR_FILE, RESULTS_FILE, cell_dir
 from .suite import LOWER_IS_BETTER, ExpandedSuite, parse_rank_by
 
@@ -97,6 +98,8 @@ def build(suite: ExpandedSuite, out: Path, rank_by: str | None = None) -> dict[s
         "ranking": _ranking(suite, cells, metrics, probe, metric),
         "versions": versions,
     }
+    if suite.published:
+        board["published"] = published.compare(published.read(suite.published), cells, metrics)
     return board
 
 
@@ -196,6 +199,8 @@ def markdown(board: dict) -> str:
     pending = [c for c in board["cells"] if c["status"] == "pending"]
     if pending:
         lines += ["", f"{len(pending)} cell(s) not run yet (another shard, or an interrupted run)."]
+    if board.get("published"):
+        lines += ["", published.markdown(board["published"]).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 

@@ -44,6 +44,40 @@ def _table(board: dict) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def _published(board: dict) -> str:
+    section = board.get("published")
+    if not section:
+        return ""
+    if not section["rows"]:
+        return (
+            f"<p>The published figures ({html.escape(section['title'])}) are for <code>"
+            f"{html.escape(section['encoder'])}</code>, which this run does not include.</p>"
+        )
+    head = "".join(
+        f"<th>{h}</th>" for h in ("dataset", "paper's column", "paper", "ours [95% CI]", "ours − paper", "in CI")
+    )
+    rows = []
+    for row in section["rows"]:
+        paper = f"{row['paper']:.4f}" + (f" ± {row['paper_std']:.4f}" if row["paper_std"] is not None else "")
+        start = f"<tr><td><code>{html.escape(row['dataset'])}</code></td><td>{html.escape(row['column'])}</td>"
+        if row["status"] != "done":
+            rows.append(f"{start}<td>{paper}</td><td>{html.escape(row['status'])}</td><td>–</td><td>–</td></tr>")
+            continue
+        ci = row["ours_ci95"]
+        interval = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci and None not in ci else ""
+        rows.append(
+            f"{start}<td>{paper}</td><td>{row['ours']:.4f}{interval}</td><td>{row['difference']:+.4f}</td>"
+            f"<td>{'yes' if row['paper_inside_ci'] else 'no'}</td></tr>"
+        )
+    source = section["source"]
+    return (
+        f"<h2>Paper vs ours: {html.escape(section['title'])}</h2>"
+        f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+        f"<p>{html.escape(section['citation'])} Figures from {html.escape(source['repository'])}@"
+        f"{html.escape(source['commit'][:7])} {html.escape(source['files'])}; {html.escape(source['how'])}.</p>"
+    )
+
+
 def _picture(path: Path, alt: str) -> str:
     if not path.is_file():
         return ""
@@ -73,6 +107,7 @@ def render(board: dict, pictures: list[Path], note: str | None = None) -> str:
         "Mean rank: ranked per dataset, ties averaged.</p>",
         *(_picture(p, p.stem) for p in pictures),
         f"<p><em>{html.escape(note)}</em></p>" if note else "",
+        _published(board),
         "<h2>Protocol</h2>",
         f"<p>{html.escape(suite['protocol'])}</p>",
         f"<pre>{html.escape(json.dumps(expanded, indent=2))}</pre>",

@@ -175,8 +175,9 @@ def _embed_together(model: torch.nn.Module, cell: Cell, batch_size: int | None, 
     from ..engine import embed_splits
 
     splits = ("test",) if set(cell.settings["probes"]) == {"zeroshot"} else ("train", "val", "test")
-    embed_splits(model, open_dataset(cell.dataset), splits, batch_size=batch_size, fit=cell.settings["fit"],
-                 progress=progress)
+    embed_splits(
+        model, open_dataset(cell.dataset), splits, batch_size=batch_size, fit=cell.settings["fit"], progress=progress
+    )
 
 
 def _record_success(out: Path, cell: Cell, results: dict) -> None:

@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "seeds": 5,
     "test_dataset": None,
 }
-_TOP_KEYS = {"name", "description", "protocol", "encoders", "datasets", "rank_by", "sizes", *SETTINGS}
+_TOP_KEYS = {"name", "description", "protocol", "encoders", "datasets", "rank_by", "sizes", "published", *SETTINGS}
 _DATASET_KEYS = {"spec", "optional", *SETTINGS}
 
 
@@ -87,6 +87,8 @@ class ExpandedSuite:
     rank_by: str
     left_out: list[str] = field(default_factory=list)
     """Optional datasets whose paths were absent."""
+    published: str | None = None
+    """A paper's figures to show beside ours (``published.py``): a shipped file name or a path."""
 
     def cells(self) -> list[Cell]:
         """Every cell, encoder-major (so one loaded model serves a run of consecutive cells)."""
@@ -110,13 +112,14 @@ class ExpandedSuite:
             "datasets": self.datasets,
             "rank_by": self.rank_by,
             "left_out": self.left_out,
+            "published": self.published,
             "hash": self.hash,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExpandedSuite:
         fields = ("name", "description", "protocol", "source", "encoders", "datasets", "rank_by", "left_out")
-        return cls(**{k: data[k] for k in fields})
+        return cls(**{k: data[k] for k in fields}, published=data.get("published"))
 
 
 def list_presets() -> dict[str, dict[str, Any]]:
@@ -224,11 +227,26 @@ def expand(
         datasets=expanded,
         rank_by=rank_by or raw.get("rank_by") or "linear:auroc",
         left_out=left_out,
+        published=_published_path(raw.get("published"), source),
     )
     parse_rank_by(suite.rank_by)
     if (encoders or datasets) and source != "command line":
         suite.source = f"{source} + command line"
     return suite
+
+
+def _published_path(name: Any, source: str) -> str | None:
+    """The suite's ``published`` field, a path relative to a suite file resolved beside it (shipped names and
+    other paths are checked by ``published.read`` before any work)."""
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name.strip():
+        raise SuiteError(f"suite {source}: published must be a file name or path, got {name!r}")
+    if source.startswith("file:") and not Path(name).is_absolute():
+        beside = Path(source.removeprefix("file:")).parent / name
+        if beside.is_file():
+            return str(beside)
+    return name
 
 
 TRUST_METRICS = {
@@ -248,8 +266,17 @@ TRUST_METRICS = {
 """Calibration, conformal and robustness metrics a leaderboard can rank by (``linear:ece``), and the entry of the
 probe's results that holds each (``probes.linear.calibration.ece``)."""
 LOWER_IS_BETTER = frozenset(
-    {"ece", "ece_equal_mass", "mce", "brier", "nll", "coverage_gap", "set_size", "relative_drop_accuracy",
-     "relative_drop_auroc"}
+    {
+        "ece",
+        "ece_equal_mass",
+        "mce",
+        "brier",
+        "nll",
+        "coverage_gap",
+        "set_size",
+        "relative_drop_accuracy",
+        "relative_drop_auroc",
+    }
 )
 """Metrics where the best encoder has the smallest value (ranked ascending)."""
 
