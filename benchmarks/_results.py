@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import json
-import platform
 import sys
 from pathlib import Path
 
 
 def environment(**extra) -> dict:
-    import timm
-    import torch
+    """``encoderzoo.environment.environment`` (one description of the machine for every result), the command
+    line that ran, and ``extra`` (which wins: a script passes its own device, repeats ...)."""
+    from encoderzoo.environment import environment as measured
 
-    import encoderzoo
-
-    return {
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "encoderzoo": encoderzoo.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "threads": torch.get_num_threads(),
-        "command": " ".join(["python", *sys.argv]),
-        **extra,
-    }
+    return {**measured(extra.get("device", "cpu")), "command": " ".join(["python", *sys.argv]), **extra}
 
 
 def write_results(path: Path | None, payload: dict, **extra_environment) -> None:

@@ -17,7 +17,6 @@ Speed does not depend on the weights' values: ``pretrained=False`` measures offl
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import threading
 import time
@@ -27,9 +26,9 @@ from typing import Any
 
 import torch
 
-from . import __version__
 from .attention import resolve_backend
 from .encoder import Encoder
+from .environment import device_name, environment
 from .spec import EncoderSpec
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -94,12 +93,6 @@ def peak_flops(device_name: str) -> PeakFlops | None:
         if all(part in name for part in entry.match):
             return entry
     return None
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine() or 'cpu'} ({torch.get_num_threads()} threads)"
 
 
 def _sync(device: torch.device) -> None:
@@ -357,22 +350,6 @@ def _spec_of(name: str) -> EncoderSpec | None:
     if name.startswith(("hf-hub:", "local-dir:")):
         return None
     return get_spec(name)
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    import timm
-
-    return {
-        "encoderzoo": __version__,
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "device": device_name(device),
-        "cuda": torch.version.cuda if device.type == "cuda" else None,
-        "threads": torch.get_num_threads(),
-        "load_average_1_5_15min": [round(v, 1) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-    }
 
 
 def format_table(report: dict[str, Any]) -> str:

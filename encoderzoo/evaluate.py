@@ -9,19 +9,17 @@ Protocol (recorded in the results):
 from __future__ import annotations
 
 import os
-import platform
 import time
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 
 import numpy as np
 import torch
 
-from . import __version__
 from .data import open_dataset
 from .devices import resolve_device
 from .embeddings import EmbeddingSet
 from .engine import embed_splits
+from .environment import device_name, versions  # noqa: F401  (re-exported for adapters.adapt)
 from .loading import load
 from .per_label import label_counts, per_label
 from .predictions import Predictions
@@ -349,25 +347,6 @@ def _medmnist_plus_protocol() -> dict:
     from .probes.medmnist_plus import PROTOCOL
 
     return dict(PROTOCOL)
-
-
-def versions() -> dict[str, str]:
-    """Versions of the libraries that decide a result, for results.json."""
-    return {p: _version(p) for p in ("encoderzoo", "torch", "timm", "peft", "scikit-learn", "numpy")}
-
-
-def device_name(device: str) -> str:
-    """The GPU's name for ``cuda*`` devices, else the CPU's."""
-    return torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor() or "cpu"
-
-
-def _version(package: str) -> str:
-    if package == "encoderzoo":
-        return __version__
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def results_table(results: dict) -> str:
