@@ -345,11 +345,12 @@ def run_bench(
 
 
 def _spec_of(name: str) -> EncoderSpec | None:
+    """The registry spec behind ``name`` (``random:NAME`` has NAME's), ``None`` for saved folders and ``pixels``."""
+    from .names import parse_encoder_name
     from .registry import get_spec
 
-    if name.startswith(("hf-hub:", "local-dir:")):
-        return None
-    return get_spec(name)
+    ref = parse_encoder_name(name)
+    return get_spec(ref.target) if ref.kind in ("registry", "random") else None
 
 
 def format_table(report: dict[str, Any]) -> str:

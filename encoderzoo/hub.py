@@ -49,6 +49,7 @@ from .licences import (  # noqa: F401  (re-exported)
     base_terms,
     check_terms,
 )
+from .names import parse_encoder_name
 
 MANAGED_FILES = frozenset(
     {SPEC_FILE, RESULTS_FILE, HEAD_FILE, ADAPTER_FILE, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, CARD_FILE, NOTICE_FILE}
@@ -107,7 +108,7 @@ def check_repo_id(repo_id: str) -> None:
 def check_shareable(folder: AdaptedFolder) -> None:
     """Refuse an adapter whose base was loaded from a folder on this machine: others could not rebuild it."""
     name = str(folder.base.get("name", ""))
-    if name.startswith("local-dir:"):
+    if name and parse_encoder_name(name).kind == "local-dir":
         raise NotShareableError(
             f"the adapter's base was loaded from {name!r}, a folder on this machine, so nobody could load this "
             "adapter from the Hub. Push the base first (its save_pretrained folder, e.g. with `hf upload`) and "
