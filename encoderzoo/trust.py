@@ -14,7 +14,7 @@ import numpy as np
 
 from .predictions import Predictions
 from .probes.conformal import SCORES
-from .probes.trust import summarize_leaves, trust_report
+from .probes.trust import add_intervals, summarize_leaves, trust_report
 
 
 @dataclass
@@ -63,17 +63,11 @@ class Trust:
         if val is not None:
             self.record(probe, "val", *val)
         self.record(probe, "test", *test)
-        report = trust_report(
-            val[1] if val is not None else None,
-            val[2] if val is not None else None,
-            np.asarray(test[1]),
-            test[2],
-            label_names=label_names,
-            coverage=self.coverage,
-            scores=self.scores,
-            n_bins=self.n_bins,
-        )
-        return summarize_leaves([report])
+        y_val, proba_val = (val[1], val[2]) if val is not None else (None, None)
+        y_test, proba_test = np.asarray(test[1]), test[2]
+        options = {"coverage": self.coverage, "scores": self.scores, "n_bins": self.n_bins}
+        report = trust_report(y_val, proba_val, y_test, proba_test, label_names=label_names, **options)
+        return add_intervals(summarize_leaves([report]), y_val, proba_val, y_test, proba_test, **options)
 
 
 def _mean(entry) -> str:

@@ -137,15 +137,10 @@ def conformal_report(
     if y_test.ndim == 2:
         report = multilabel_sets(y_cal, proba_cal, y_test, proba_test, alpha, label_names)
         return {"target": coverage, "score": "lac (per label)", **report}
-    proba_cal, proba_test = np.asarray(proba_cal, np.float64), np.asarray(proba_test, np.float64)
-    cal_stream, test_stream = np.random.default_rng(seed).spawn(2)
     by_score = {}
-    for name in scores:
-        randomize = randomized and name != "lac"
-        u_cal = cal_stream.uniform(size=len(y_cal)) if randomize else None
-        u_test = test_stream.uniform(size=len(y_test)) if randomize else None
-        threshold = conformal_quantile(calibration_scores(proba_cal, y_cal, name, u_cal, lam, k_reg), alpha)
-        sets = prediction_sets(proba_test, threshold, name, u_test, lam, k_reg)
+    for name, randomize, threshold, sets in _score_sets(
+        y_cal, proba_cal, proba_test, alpha, scores, randomized, lam, k_reg, seed
+    ):
         report = set_report(sets, y_test, label_names)
         by_score[name] = {
             "threshold": threshold if np.isfinite(threshold) else None,  # None: every class (too few cal. samples)
@@ -158,18 +153,66 @@ def conformal_report(
     return head | {name: report for name, report in by_score.items() if name != scores[0]}
 
 
-def multilabel_sets(y_cal, proba_cal, y_test, proba_test, alpha: float, label_names=None) -> dict:
-    """Per-label binary LAC sets (subsets of {absent, present}); the top level averages over labels."""
-    per_label = {}
+def _score_sets(y_cal, proba_cal, proba_test, alpha, scores, randomized, lam, k_reg, seed):
+    """``(score, randomized, threshold, sets)`` for each single-label score, in order: the uniforms of randomized
+    scores come from two streams of ``seed`` (calibration, test), drawn score after score."""
+    proba_cal, proba_test = np.asarray(proba_cal, np.float64), np.asarray(proba_test, np.float64)
+    cal_stream, test_stream = np.random.default_rng(seed).spawn(2)
+    for name in scores:
+        randomize = randomized and name != "lac"
+        u_cal = cal_stream.uniform(size=len(y_cal)) if randomize else None
+        u_test = test_stream.uniform(size=len(proba_test)) if randomize else None
+        threshold = conformal_quantile(calibration_scores(proba_cal, y_cal, name, u_cal, lam, k_reg), alpha)
+        yield name, randomize, threshold, prediction_sets(proba_test, threshold, name, u_test, lam, k_reg)
+
+
+def _label_sets(y_cal, proba_cal, y_test, proba_test, alpha):
+    """``(label index, test rows, threshold, sets)`` for each label known in both splits (binary LAC)."""
+    two = lambda p: np.stack([1 - p, p], 1)  # noqa: E731
     for j in range(y_test.shape[1]):
         cal, test = ~np.isnan(y_cal[:, j]), ~np.isnan(y_test[:, j])
         if not cal.any() or not test.any():
             continue
-        two = lambda p: np.stack([1 - p, p], 1)  # noqa: E731
         threshold = conformal_quantile(
             calibration_scores(two(proba_cal[cal, j]), y_cal[cal, j].astype(np.int64), "lac"), alpha
         )
-        sets = prediction_sets(two(proba_test[test, j]), threshold, "lac")
+        yield j, test, threshold, prediction_sets(two(proba_test[test, j]), threshold, "lac")
+
+
+def covered_and_sizes(
+    y_cal: np.ndarray,
+    proba_cal: np.ndarray,
+    y_test: np.ndarray,
+    proba_test: np.ndarray,
+    *,
+    coverage: float = 0.9,
+    score: str = "lac",
+    randomized: bool = True,
+    lam: float = 0.01,
+    k_reg: int = 2,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per test row: whether its set holds the truth (1/0) and the set's size, for the sets ``conformal_report``
+    reports at its top level when ``score`` is its first score (same threshold, same uniforms). Multi-label:
+    ``(N, L)`` arrays, NaN where the label is unknown or was not calibrated."""
+    alpha = 1.0 - coverage
+    y_cal, y_test = np.asarray(y_cal), np.asarray(y_test)
+    if y_test.ndim == 2:
+        covered, sizes = np.full(y_test.shape, np.nan), np.full(y_test.shape, np.nan)
+        for j, rows, _, sets in _label_sets(y_cal, proba_cal, y_test, proba_test, alpha):
+            covered[rows, j] = sets[np.arange(len(sets)), y_test[rows, j].astype(np.int64)]
+            sizes[rows, j] = sets.sum(1)
+        return covered, sizes
+    (_, _, _, sets), *_ = _score_sets(y_cal, proba_cal, proba_test, alpha, (score,), randomized, lam, k_reg, seed)
+    y = y_test.astype(np.int64)
+    return sets[np.arange(len(y)), y].astype(np.float64), sets.sum(1).astype(np.float64)
+
+
+def multilabel_sets(y_cal, proba_cal, y_test, proba_test, alpha: float, label_names=None) -> dict:
+    """Per-label binary LAC sets (subsets of {absent, present}); the top level averages over labels."""
+    per_label = {}
+    for j, test, threshold, sets in _label_sets(y_cal, proba_cal, y_test, proba_test, alpha):
+        cal = ~np.isnan(y_cal[:, j])
         report = set_report(sets, y_test[test, j].astype(np.int64), ["absent", "present"])
         name = label_names[j] if label_names and j < len(label_names) else str(j)
         per_label[name] = {

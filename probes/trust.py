@@ -1,7 +1,9 @@
 """Calibration and conformal reports of one probe's validation and test probabilities, in the results style.
 
 ``trust_report`` returns ``{"calibration": ..., "conformal": ...}`` for one fitted probe; ``summarize_leaves``
-turns a list of such reports (one per seed) into the ``{mean, std, values}`` style of ``results.json``.
+turns a list of such reports (one per seed) into the ``{mean, std, values}`` style of ``results.json``, and
+``add_intervals`` gives its top-level calibration and conformal metrics their 95% bootstrap intervals over test
+images (``ci95``, as every probe metric has).
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .calibration import calibration_metrics, temperature_scaling_report
-from .conformal import conformal_report
+from .calibration import calibration_metrics, scale, temperature_scaling_report
+from .conformal import conformal_report, covered_and_sizes
 from .metrics import summarize
+from .trust_bootstrap import trust_intervals
 
 
 def trust_report(
@@ -64,3 +67,37 @@ def summarize_leaves(runs: Sequence[dict]) -> dict:
         else:
             out[key] = value
     return out
+
+
+def add_intervals(
+    summary: dict,
+    y_val: np.ndarray | None,
+    proba_val: np.ndarray | None,
+    y_test: np.ndarray,
+    proba_test: np.ndarray,
+    *,
+    coverage: float = 0.9,
+    scores: Sequence[str] = ("lac", "aps"),
+    n_bins: int = 15,
+    seed: int = 0,
+) -> dict:
+    """``summary`` (``summarize_leaves`` of one ``trust_report`` with the same arguments) with ``ci95`` on the
+    calibration metrics before and after temperature scaling and on the conformal coverage, gap and set size."""
+    y_test = np.asarray(y_test)
+    calibration, conformal = summary["calibration"], summary["conformal"]
+    probas = {"calibration": np.asarray(proba_test, np.float64)}
+    scaled = calibration.get("temperature_scaled", {})
+    if "temperature" in scaled:
+        probas["temperature_scaled"] = scale(proba_test, scaled["temperature"]["mean"], y_test.ndim == 2)
+    rows = None
+    if "skipped" not in conformal:
+        covered, sizes = covered_and_sizes(
+            y_val, proba_val, y_test, proba_test, coverage=coverage, score=scores[0], seed=seed
+        )
+        rows = (covered, sizes, coverage)
+    intervals = trust_intervals(y_test, probas, rows, n_bins=n_bins)
+    entries = {"calibration": calibration, "temperature_scaled": scaled, "conformal": conformal}
+    for name, metrics in intervals.items():
+        for metric, ci in metrics.items():
+            entries[name][metric] = {**entries[name][metric], "ci95": ci}
+    return summary
