@@ -292,13 +292,16 @@ def test_ranking_by_trust_metrics_knows_which_way_is_better(tmp_path):
         (folder / "results.json").write_text(json.dumps({"probes": {"linear": linear}, "versions": {}}))
     try:
         by_ece = leaderboard.build(suite, out, "linear:ece")["ranking"]
-        by_robust = leaderboard.build(suite, out, "linear:robust_auroc")["ranking"]
+        robust_board = leaderboard.build(suite, out, "linear:robust_auroc")
+        by_robust = robust_board["ranking"]
     finally:
         for encoder in "abc":
             encoderzoo.unregister(encoder)
     assert [r["encoder"] for r in by_ece["encoders"]] == ["b", "c", "a"] and by_ece["lower_is_better"]
     assert by_ece["table"]["b"]["npz:one"]["best"]
     assert [r["encoder"] for r in by_robust["encoders"]] == ["c", "a", "b"] and not by_robust["lower_is_better"]
+    # robustness has no interval: the table says so instead of implying every difference is real
+    assert "robust_auroc has no confidence interval here, so no ≈ is marked" in leaderboard.markdown(robust_board)
 
 
 def test_slugs_are_safe_and_distinct():

@@ -193,6 +193,11 @@ def markdown(board: dict) -> str:
         "interval over test images overlaps the best one's, so the difference may not be real). Mean rank: "
         "encoders ranked per dataset, ties averaged, then averaged over the datasets each encoder has.",
     ]
+    scored = [e for row in ranking["table"].values() for e in row.values() if "mean" in e]
+    if scored and not any(e["ci95"] and None not in e["ci95"] for e in scored):
+        lines.append(
+            f"{ranking['metric']} has no confidence interval here, so no ≈ is marked: read close values as ties."
+        )
     failed = [c for c in board["cells"] if c["status"] == "failed"]
     if failed:
         lines += ["", "Failed cells:", ""] + [f"- `{c['encoder']}` on `{c['dataset']}`: {c['error']}" for c in failed]
