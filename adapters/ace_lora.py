@@ -28,7 +28,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import EncoderZooError
-from ..text.api import text_tower
 from .ace_hgnn import AceHgnn, AceSettings, ace_inputs
 from .losses import label_guided_info_nce
 from .settings import TASKS, tuples_from_json
@@ -146,7 +145,7 @@ class AceLora(nn.Module):
         settings = settings or AceLoraSettings()
         self.settings = settings
         self._encoder = [encoder]  # owned by the caller (AdaptedEncoder), not saved twice
-        tower = text_tower(encoder)
+        tower = encoder.require_text_tower()
         encoder.requires_grad_(False)
         self.image_lora = add_qkv_lora(encoder.trunk, settings)
         self.text_lora = add_qkv_lora(tower, settings)
@@ -181,7 +180,7 @@ def trainable_counts(model: nn.Module) -> dict[str, int]:
     counts = {"image_lora": 0, "text_lora": 0, "ace": 0, "logit_scale": 0}
     encoder = model.encoder
     counts["image_lora"] = sum(p.numel() for n, p in encoder.trunk.named_parameters() if "lora_" in n)
-    counts["text_lora"] = sum(p.numel() for n, p in text_tower(encoder).named_parameters() if "lora_" in n)
+    counts["text_lora"] = sum(p.numel() for n, p in encoder.require_text_tower().named_parameters() if "lora_" in n)
     counts["ace"] = sum(p.numel() for p in model.ace.parameters() if p.requires_grad)
     counts["logit_scale"] = int(model.logit_scale.requires_grad)
     return counts

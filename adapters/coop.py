@@ -43,8 +43,6 @@ import torch
 from torch import nn
 
 from ..errors import EncoderZooError
-from ..text.api import text_tower, tokenizer_of
-from ..text.towers import image_text_logits
 from .settings import TASKS
 
 if TYPE_CHECKING:
@@ -115,7 +113,7 @@ class CoopPrompts(nn.Module):
         super().__init__()
         self.settings = settings
         self._encoder = [encoder]  # not a submodule: the encoder belongs to AdaptedEncoder, and is not saved twice
-        tower = text_tower(encoder)
+        tower = encoder.require_text_tower()
         architecture = tower.spec.architecture
         if architecture not in WORD_EMBEDDINGS:
             raise CoopError(f"CoOp does not know where the word embeddings of a {architecture!r} text tower are")
@@ -140,8 +138,8 @@ class CoopPrompts(nn.Module):
     def _prompt_ids(self, encoder: Encoder, texts: list[str]) -> tuple[torch.Tensor, int, list[int]]:
         """Token ids ``(len(texts), L)`` with ``M`` context slots after the tokenizer's leading special tokens;
         the slot start and the ids placed in the slots (the ``init`` phrase's tokens, or filler)."""
-        tokenizer = tokenizer_of(encoder)
-        spec = text_tower(encoder).spec
+        tower = encoder.require_text_tower()
+        tokenizer, spec = tower.tokenizer, tower.spec
         empty = tokenizer([""])[0].tolist()
         if self.settings.init is not None:
             context_ids = tokenizer.hf(self.settings.init, add_special_tokens=False)["input_ids"]
@@ -186,14 +184,13 @@ class CoopPrompts(nn.Module):
     def text_features(self) -> torch.Tensor:
         """Unnormalized text embeddings of the prompts ``(P, D)``: the classes (multi-label: positives, then
         negatives)."""
-        tower = text_tower(self._encoder[0])
+        tower = self._encoder[0].require_text_tower()
         with self._spliced(tower):
             return tower(self.ids.to(tower.logit_scale.device))
 
     def similarities(self, image_emb: torch.Tensor) -> torch.Tensor:
         """The model's own image-text logits ``(N, P)`` of the images against every prompt."""
-        tower = text_tower(self._encoder[0])
-        return image_text_logits(image_emb, self.text_features(), tower.spec, tower.logit_scale, tower.logit_bias)
+        return self._encoder[0].require_text_tower().logits(image_emb, self.text_features())
 
     def forward(self, image_emb: torch.Tensor) -> torch.Tensor:
         """The loop's logits: ``(N, C)`` multi-class, ``(N, 1)`` binary (``l_1 - l_0``), ``(N, L)`` multi-label

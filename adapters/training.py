@@ -1,12 +1,12 @@
 """One fine-tuning loop for every adaptation method.
 
 AdamW on the trainable parameters, a cosine schedule with linear warmup (per step), gradient clipping, bf16
-autocast on CUDA, a seeded and resumable data order, optional on-device augmentation (random resized crop and
-horizontal flip), early stopping on a validation metric with the best epoch restored, and an atomic checkpoint
-after every epoch (``--resume`` continues from it: the run ends exactly as an uninterrupted one would).
+autocast on CUDA for float32 weights and batches read one ahead (both from ``encoderzoo.batches``), a seeded and
+resumable data order, optional on-device augmentation (random resized crop and horizontal flip), early stopping
+on a validation metric with the best epoch restored, and an atomic checkpoint after every epoch (``--resume``
+continues from it: the run ends exactly as an uninterrupted one would).
 
-Losses: cross-entropy for multi-class (optional inverse-frequency class weights), one-logit BCE for binary
-(optional positive weight), per-label BCE for multi-label with unknown (NaN) labels masked.
+The losses are in ``losses.py`` (``make_loss`` and ``loss_denominator`` are importable from here too).
 
 Under ``torchrun`` (``torch.distributed`` initialized) the model is wrapped in ``DistributedDataParallel``; every
 rank draws the same global batch and takes its ``rank::world`` share, the loss is scaled so DDP's gradient average
@@ -18,9 +18,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,10 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..atomic import atomic_write
+from ..batches import autocast_for, read_ahead
 from ..data import ImageDataset
 from ..probes import evaluate
 from ..probes.metrics import METRICS
 from ..transforms import as_nchw
+from .losses import loss_denominator, make_loss
 from .model import AdaptedEncoder, AdapterError
 
 CHECKPOINT_NAME = "last.pt"
@@ -83,12 +82,6 @@ def monitor_metric(config: TrainConfig, task: str) -> str:
 # data
 
 
-def autocast_for(model: nn.Module):
-    """bf16 autocast when ``model`` is on CUDA (its weights float32), else a no-op context."""
-    on_cuda = next(model.parameters()).device.type == "cuda"
-    return torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda else nullcontext()
-
-
 class SplitReader:
     """Reads rows of one split by index and preprocesses them on the model's device, one batch read ahead."""
 
@@ -114,13 +107,7 @@ class SplitReader:
 
     def batches(self, order: list[np.ndarray]):
         """Yield ``(positions, pixels)`` for each array of positions (into ``self.indices``) in ``order``."""
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self._read, self.indices[order[0]]) if order else None
-            for k, positions in enumerate(order):
-                pixels = pending.result()
-                if k + 1 < len(order):
-                    pending = pool.submit(self._read, self.indices[order[k + 1]])
-                yield positions, pixels
+        yield from read_ahead(lambda positions: self._read(self.indices[positions]), order)
 
 
 class FeatureReader:
@@ -190,49 +177,7 @@ def augment(pixels: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# losses and probabilities
-
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def make_loss(task: str, labels: np.ndarray, class_weights: bool) -> LossFn:
-    """Per-sample-summed loss ``f(logits, targets)``; the caller divides by the global count."""
-    if task == "multi-label":
-
-        def multilabel(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-            known = ~torch.isnan(targets)
-            raw = F.binary_cross_entropy_with_logits(logits, torch.nan_to_num(targets), reduction="none")
-            return (raw * known).sum()
-
-        return multilabel
-    if task == "binary":
-        pos = float((labels == 1).sum())
-        pos_weight = torch.tensor((len(labels) - pos) / max(pos, 1.0)) if class_weights else None
-
-        def binary(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-            weight = pos_weight.to(logits) if pos_weight is not None else None
-            return F.binary_cross_entropy_with_logits(
-                logits[:, 0], targets.to(logits.dtype), pos_weight=weight, reduction="sum"
-            )
-
-        return binary
-    counts = np.bincount(labels, minlength=int(labels.max()) + 1).astype(np.float64)
-    weights = None
-    if class_weights:
-        weights = torch.tensor(len(labels) / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
-
-    def multiclass(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, targets, weight=None if weights is None else weights.to(logits), reduction="sum")
-
-    return multiclass
-
-
-def loss_denominator(task: str, targets: torch.Tensor) -> float:
-    """What the summed loss of a global batch is divided by: known labels (multi-label) or samples."""
-    if task == "multi-label":
-        return max(float((~torch.isnan(targets)).sum()), 1.0)
-    return float(len(targets))
+# probabilities
 
 
 def probabilities(task: str, logits: torch.Tensor) -> torch.Tensor:

@@ -13,8 +13,8 @@ from . import models  # noqa: F401  (registers encoderzoo's own architectures wi
 from .attention import set_attention
 from .errors import InputError, StateDictMismatchError
 from .spec import EncoderSpec
-from .text import api as text_api
-from .text.tokenizer import TextTokenizer, TokenizerSource
+from .text.errors import NoTextTowerError
+from .text.tower import TextTower
 from .text.towers import build_text_tower, set_text_attention
 from .transforms import Preprocess
 
@@ -48,7 +48,7 @@ class Encoder(nn.Module):
     ``pixels`` is the output of ``transform``: float ``(N, 3, S, S)``, normalized, ``S = spec.input_size``.
 
     Image-text entries built with ``text=True`` (``load(name, text=True)``) also have ``encode_text``,
-    ``tokenize`` and ``similarity``; their text tower is ``self.text`` (state-dict keys ``text.*``).
+    ``tokenize`` and ``similarity``, delegated to their ``TextTower`` ``self.text`` (state-dict keys ``text.*``).
     """
 
     def __init__(self, spec: EncoderSpec, attention: str = "sdpa", text: bool = False) -> None:
@@ -56,10 +56,7 @@ class Encoder(nn.Module):
         self.spec = spec
         self.trunk = build_trunk(spec)
         self.proj = nn.Linear(spec.embed_dim, spec.proj_dim, bias=False) if spec.pooling == "proj" else None
-        self.text = build_text_tower(spec) if text else None
-        self.tokenizer_source: TokenizerSource | None = None
-        """Where ``tokenize`` reads its files (``None``: the spec's pinned tokenizer repository)."""
-        self._tokenizer: TextTokenizer | None = None
+        self.text: TextTower | None = build_text_tower(spec) if text else None
         self.transform = Preprocess(spec)
         self.attention = attention
         self.set_attention(attention)
@@ -107,17 +104,23 @@ class Encoder(nn.Module):
         npt = self.spec.num_prefix_tokens
         return Tokens(feats[:, :npt], feats[:, npt:])
 
+    def require_text_tower(self) -> TextTower:
+        """``self.text``, or a ``NoTextTowerError`` saying why there is none."""
+        if self.text is None:
+            raise NoTextTowerError.for_encoder(self.spec)
+        return self.text
+
     def tokenize(self, texts: str | Sequence[str]) -> torch.Tensor:
         """Token ids ``(N, context_length)`` the way the text tower was trained (padded to the full length)."""
-        return text_api.tokenizer_of(self)(texts)
+        return self.require_text_tower().tokenize(texts)
 
     def encode_text(self, texts: str | Sequence[str] | torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """Text embeddings ``(N, D)`` from strings or token ids; unnormalized unless ``normalize`` (as upstream)."""
-        return text_api.encode_text(self, texts, normalize)
+        return self.require_text_tower().encode(texts, normalize)
 
     def similarity(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
         """Image-text logits ``(N_images, N_texts)`` with the model's own logit scale (and SigLIP's bias)."""
-        return text_api.similarity(self, image_emb, text_emb)
+        return self.require_text_tower().logits(image_emb, text_emb)
 
     def load_converted(self, state: dict[str, torch.Tensor], origin: str) -> None:
         """Strictly load an Encoder-layout state dict; any mismatch raises ``StateDictMismatchError``."""

@@ -23,8 +23,7 @@ import platform
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
-from itertools import chain
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from . import __version__
 from .atomic import atomic_write
+from .batches import autocast_for, first_tensor, read_ahead
 from .data import ImageDataset, open_dataset
 from .embeddings import EmbeddingSet
 from .encoder import Encoder
@@ -83,11 +83,6 @@ def pinned_fingerprint(encoder: torch.nn.Module) -> Iterator[str]:
     finally:
         if not outer:
             del _PINNED[key]
-
-
-def _first_tensor(encoder: torch.nn.Module) -> torch.Tensor:
-    """A parameter (or, for parameter-free controls such as ``pixels``, a buffer): where the encoder lives."""
-    return next(chain(encoder.parameters(), encoder.buffers()))
 
 
 def _tensor_digest(tensor: torch.Tensor) -> str:
@@ -210,7 +205,7 @@ def embed_splits(
     if fit not in ("resize", "pad"):
         raise ValueError(f"fit must be 'resize' or 'pad', got {fit!r}")
     if batch_size is None:
-        batch_size = 128 if _first_tensor(encoder).device.type == "cuda" else 16
+        batch_size = 128 if first_tensor(encoder).device.type == "cuda" else 16
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     fingerprint = _PINNED.get(id(encoder)) or weights_fingerprint(encoder)
@@ -308,12 +303,10 @@ class _Runner:
         autocast: bool,
     ) -> None:
         self.encoder, self.dataset, self.split, self.batch_size, self.fit = encoder, dataset, split, batch_size, fit
-        param = _first_tensor(encoder)
-        self.device = param.device
+        self.device = first_tensor(encoder).device
         self.device_name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         self.model = torch.compile(encoder) if compile else encoder
-        use_autocast = autocast and self.device.type == "cuda" and param.dtype == torch.float32
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_autocast else nullcontext()
+        self.autocast = autocast_for(encoder, autocast)
 
     def run(self, start: int, stop: int, progress: bool, bar=None) -> tuple[torch.Tensor, torch.Tensor]:
         own_bar = bar is None
@@ -321,16 +314,11 @@ class _Runner:
         bounds = [(s, min(stop, s + self.batch_size)) for s in range(start, stop, self.batch_size)]
         kept, feats = [], []
         try:
-            with ThreadPoolExecutor(max_workers=1) as reader:
-                pending = reader.submit(self.dataset.read, self.split, *bounds[0]) if bounds else None
-                for k, (lo, hi) in enumerate(bounds):
-                    images = pending.result()
-                    if k + 1 < len(bounds):
-                        pending = reader.submit(self.dataset.read, self.split, *bounds[k + 1])
-                    rows, out = self._embed_batch(images, lo, hi)
-                    kept.append(rows)
-                    feats.append(out)
-                    bar.update(hi - lo)
+            for (lo, hi), images in read_ahead(lambda rows: self.dataset.read(self.split, *rows), bounds):
+                rows, out = self._embed_batch(images, lo, hi)
+                kept.append(rows)
+                feats.append(out)
+                bar.update(hi - lo)
         finally:
             if own_bar:  # closed before an error propagates, so it is printed on a line of its own
                 bar.close()

@@ -24,7 +24,6 @@ from .registry import get_spec
 from .resolution import at_image_size, fit_state_to_size
 from .revisions import at_revision
 from .spec import EncoderSpec
-from .text.api import tokenizer_of
 from .text.attach import canonical_text, saved_text_state, tokenizer_source
 from .text.convert import convert_text
 from .text.tokenizer import SAVED_SUBFOLDER
@@ -128,8 +127,8 @@ def load(
         weights_size = spec.native_input_size or spec.input_size
     target = at_image_size(spec, image_size)
     encoder = Encoder(target, attention=backend, text=with_text)
-    if with_text:
-        encoder.tokenizer_source = tokenizer_source(name, spec, tokenizer)
+    if encoder.text is not None:
+        encoder.text.tokenizer_source = tokenizer_source(name, spec, tokenizer)
     elif tokenizer is not None:
         raise ValueError("tokenizer= applies to encoders loaded with their text tower (text=True)")
     if state is not None:
@@ -137,9 +136,7 @@ def load(
     return encoder.to(device=device, dtype=dtype).eval()
 
 
-def _read_canonical(
-    spec: EncoderSpec, weights: str | os.PathLike[str] | None, text: bool = False
-) -> tuple[dict, str]:
+def _read_canonical(spec: EncoderSpec, weights: str | os.PathLike[str] | None, text: bool = False) -> tuple[dict, str]:
     if weights is not None:
         path, checksum = Path(weights), None
     else:
@@ -210,7 +207,7 @@ def save_pretrained(encoder: Encoder, folder: str | os.PathLike[str]) -> Path:
     An encoder with a text tower also gets a byte-for-byte copy of its tokenizer files in ``FOLDER/tokenizer``.
     """
     folder = Path(folder)
-    text_tokenizer = tokenizer_of(encoder) if encoder.text is not None else None  # fails before anything is written
+    text_tokenizer = encoder.text.tokenizer if encoder.text is not None else None  # fails before anything is written
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in encoder.state_dict().items()}
     meta = {"format_version": 1, "encoderzoo_version": __version__, "spec": encoder.spec.to_dict()}

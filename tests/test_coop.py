@@ -85,7 +85,7 @@ def test_context_from_a_template_gives_the_zero_shot_probabilities(tower, task):
         )
         expected = probe.predict_proba(image.numpy())
         got = probabilities(task, model.classify(pixels)).numpy()
-    assert model.coop.length == len(encoder._tokenizer.hf(INIT, add_special_tokens=False)["input_ids"])
+    assert model.coop.length == len(encoder.text.tokenizer.hf(INIT, add_special_tokens=False)["input_ids"])
     np.testing.assert_allclose(got, expected, atol=2e-5)
     assert expected.std() > 1e-3, "the reference must discriminate, or the comparison says nothing"
 

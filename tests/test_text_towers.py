@@ -15,7 +15,14 @@ import torch
 
 import encoderzoo
 from encoderzoo import EncoderSpec, StateDictMismatchError, get_spec
-from encoderzoo.text import NoTextTowerError, TokenizerError, build_text_tower
+from encoderzoo.text import (
+    NoTextTowerError,
+    TextTokenizer,
+    TextTower,
+    TokenizerError,
+    TokenizerSource,
+    build_text_tower,
+)
 from encoderzoo.text.tokenizer import TOKENIZER_FILES
 
 from .helpers import open_clip_reference, siglip_hf_reference
@@ -122,7 +129,7 @@ def test_short_texts_are_padded_to_the_full_context(biomedclip, medsiglip):
     for spec, _, path, tokenizer in (biomedclip, medsiglip):
         enc = encoderzoo.load(spec, weights=path, text=True, tokenizer=tokenizer)
         ids = enc.tokenize("normal")
-        pad = enc._tokenizer.hf.pad_token_id
+        pad = enc.text.tokenizer.hf.pad_token_id
         assert ids.shape == (1, spec.text.context_length) and ids[0, -1] == pad and (ids[0] == pad).sum() > 1
 
 
@@ -190,6 +197,49 @@ def test_image_only_entries_have_no_text_api():
     ):
         with pytest.raises(NoTextTowerError, match="image-only"):
             call()
+
+
+def test_image_only_encoder_has_no_tower_and_raises_the_one_error():
+    spec = get_spec("dinov2-small").tiny_variant()
+    enc = encoderzoo.load(spec, pretrained=False)
+    assert enc.text is None
+    with pytest.raises(NoTextTowerError) as from_encoder:
+        enc.require_text_tower()
+    with pytest.raises(NoTextTowerError) as from_builder:
+        build_text_tower(spec)
+    assert "image-only" in str(from_encoder.value) and str(from_encoder.value) == str(from_builder.value)
+
+
+def test_the_tower_builds_its_tokenizer_once_on_first_use(medsiglip, monkeypatch):
+    import encoderzoo.text.tower as tower_module
+
+    built = []
+
+    class CountingTokenizer(TextTokenizer):
+        def __init__(self, folder, text) -> None:
+            built.append(folder)
+            super().__init__(folder, text)
+
+    monkeypatch.setattr(tower_module, "TextTokenizer", CountingTokenizer)
+    spec, _, path, tokenizer = medsiglip
+    enc = encoderzoo.load(spec, weights=path, text=True, tokenizer=tokenizer)
+    assert isinstance(enc.text, TextTower) and built == []
+    with torch.no_grad():
+        first = enc.tokenize(TEXTS)
+        enc.encode_text(TEXTS)
+        assert torch.equal(enc.text.tokenize(TEXTS), first)
+    assert built == [tokenizer]
+    enc.text.tokenizer_source = TokenizerSource(local_dir=tokenizer)  # a new source: built again, once
+    enc.tokenize(TEXTS)
+    enc.tokenize(TEXTS)
+    assert built == [tokenizer, tokenizer]
+
+
+def test_a_tower_without_a_tokenizer_source_says_so():
+    tower = build_text_tower(small_biomedclip_spec())
+    tower.tokenizer_source = None
+    with pytest.raises(TokenizerError, match="no tokenizer source"):
+        tower.tokenize(["x"])
 
 
 def test_checkpoint_without_text_tower_is_refused_with_text_true(tmp_path):
@@ -292,6 +342,8 @@ def test_hf_hub_saved_encoder_brings_its_tokenizer_offline(medsiglip, tmp_path, 
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
     again = encoderzoo.load("hf-hub:me/tiny-clip")
-    assert again.tokenizer_source.subfolder == "tokenizer" and again.tokenizer_source.repo_id == "me/tiny-clip"
+    assert (
+        again.text.tokenizer_source.subfolder == "tokenizer" and again.text.tokenizer_source.repo_id == "me/tiny-clip"
+    )
     with torch.no_grad():
         assert torch.equal(again.encode_text(TEXTS), enc.encode_text(TEXTS))

@@ -1,8 +1,8 @@
 """encoderzoo.text: the text towers of image-text entries (BiomedCLIP's PubMedBERT, MedSigLIP's SigLIP text
 transformer) in plain PyTorch, their tokenizers, checkpoint converters and zero-shot prompts.
 
-``Encoder.encode_text``, ``Encoder.tokenize`` and ``Encoder.similarity`` are the public entry points; load an
-image-text entry with ``encoderzoo.load(name, text=True)``.
+``Encoder.encode_text``, ``Encoder.tokenize`` and ``Encoder.similarity`` are the public entry points (they delegate
+to the encoder's ``TextTower``, ``encoder.text``); load an image-text entry with ``encoderzoo.load(name, text=True)``.
 """
 
 from .bert import BertTextTower
@@ -11,7 +11,8 @@ from .errors import NoTextTowerError, TokenizerError
 from .prompts import PromptSet, default_prompt_file, load_prompts
 from .siglip import SiglipTextTower
 from .tokenizer import SAVED_SUBFOLDER, TextTokenizer, TokenizerSource
-from .towers import build_text_tower, image_text_logits, set_text_attention
+from .tower import TextTower, image_text_logits
+from .towers import build_text_tower, set_text_attention
 
 __all__ = [
     "SAVED_SUBFOLDER",
@@ -20,6 +21,7 @@ __all__ = [
     "PromptSet",
     "SiglipTextTower",
     "TextTokenizer",
+    "TextTower",
     "TokenizerError",
     "TokenizerSource",
     "build_text_tower",

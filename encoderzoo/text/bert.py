@@ -14,6 +14,7 @@ from torch import nn
 
 from ..spec import TextSpec
 from .attention import attend_masked
+from .tower import TextTower
 
 
 def _act(name: str) -> nn.Module:
@@ -112,7 +113,7 @@ class _Bert(nn.Module):
         return x
 
 
-class BertTextTower(nn.Module):
+class BertTextTower(TextTower):
     """Token ids ``(N, L)`` -> text embeddings ``(N, embed_dim)``; holds the CLIP ``logit_scale``."""
 
     def __init__(self, spec: TextSpec) -> None:

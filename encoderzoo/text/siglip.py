@@ -15,6 +15,7 @@ from torch import nn
 
 from ..spec import TextSpec
 from .attention import attend_masked
+from .tower import TextTower
 
 
 class _Embeddings(nn.Module):
@@ -73,7 +74,7 @@ class _Encoder(nn.Module):
         self.layers = nn.ModuleList(_Layer(spec) for _ in range(spec.depth))
 
 
-class SiglipTextTower(nn.Module):
+class SiglipTextTower(TextTower):
     """Token ids ``(N, L)`` -> text embeddings ``(N, embed_dim)``; holds SigLIP's ``logit_scale`` and ``logit_bias``."""
 
     def __init__(self, spec: TextSpec) -> None:

@@ -11,7 +11,6 @@ from ..per_label import per_label
 from ..probes import ZeroShotProbe, ensemble, evaluate, summarize
 from ..probes.bootstrap import add_intervals
 from ..probes.metrics import METRICS
-from .api import text_tower
 from .prompts import PromptSet, load_prompts
 
 if TYPE_CHECKING:
@@ -49,7 +48,7 @@ def zeroshot_probe(
 
     ``trust`` (``encoderzoo.trust.Trust``) adds calibration and conformal entries, fitted on ``val`` when it is
     given (nothing is fitted for the zero-shot scores themselves)."""
-    tower = text_tower(encoder)
+    tower = encoder.require_text_tower()
     prompts: PromptSet = load_prompts(label_names, task, templates, dataset)
     scale = float(tower.logit_scale.detach().float().reshape(-1)[0])
     bias = float(tower.logit_bias.detach().float().reshape(-1)[0]) if tower.logit_bias is not None else None
