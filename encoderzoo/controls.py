@@ -3,7 +3,7 @@
 - ``pixels[@SIZE]``: ``PixelEncoder``, no network at all; the "embedding" is the image resized to SIZE x SIZE
   (bilinear, antialiased; default 28), channels kept (1 for grayscale, 3 for colour), scaled to [0, 1] and
   flattened, so its width is ``channels * SIZE * SIZE``. A dataset that mixes grayscale and colour images cannot
-  be embedded this way (its rows would differ in width): the engine's concatenation refuses it.
+  be embedded this way (its rows would differ in width): the engine refuses it with an ``InputError``.
 - ``random:NAME``: the architecture and preprocessing of registry entry NAME, initialised from
   ``torch.manual_seed(RANDOM_SEED)`` (the global RNG is left untouched), named ``random:NAME`` in its spec, so
   results, caches and cards never take it for the pretrained entry. It is only ever built on request: a failed

@@ -38,7 +38,8 @@ from .batches import autocast_for, first_tensor, read_ahead
 from .data import ImageDataset, open_dataset
 from .embeddings import EmbeddingSet
 from .encoder import Encoder
-from .errors import EncoderZooError
+from .environment import device_name
+from .errors import EncoderZooError, InputError
 from .paths import cache_root
 from .transforms import as_nchw, pad_to_canvas
 
@@ -304,7 +305,7 @@ class _Runner:
     ) -> None:
         self.encoder, self.dataset, self.split, self.batch_size, self.fit = encoder, dataset, split, batch_size, fit
         self.device = first_tensor(encoder).device
-        self.device_name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        self.device_name = device_name(self.device)
         self.model = torch.compile(encoder) if compile else encoder
         self.autocast = autocast_for(encoder, autocast)
 
@@ -316,6 +317,10 @@ class _Runner:
         try:
             for (lo, hi), images in read_ahead(lambda rows: self.dataset.read(self.split, *rows), bounds):
                 rows, out = self._embed_batch(images, lo, hi)
+                if feats and out.shape[1] != feats[0].shape[1]:
+                    raise InputError(
+                        self._mixed_widths(f"rows {lo}:{hi} give {out.shape[1]}, earlier rows {feats[0].shape[1]}")
+                    )
                 kept.append(rows)
                 feats.append(out)
                 bar.update(hi - lo)
@@ -326,6 +331,13 @@ class _Runner:
         return (
             torch.cat(kept) if kept else torch.zeros(0, dtype=torch.int64),
             torch.cat(feats) if feats else torch.zeros(0, width),
+        )
+
+    def _mixed_widths(self, where: str) -> str:
+        return (
+            f"{self.encoder.spec.name} keeps each image's channels, and {self.dataset.spec} {self.split} mixes "
+            f"grayscale and colour images ({where}): their embeddings would differ in width. Store the images in "
+            "one mode (all RGB or all grayscale), or use an encoder that converts them (every zoo encoder does)."
         )
 
     def _pixels(self, images) -> torch.Tensor:
@@ -341,6 +353,9 @@ class _Runner:
             pixels = [self._pixels(im[None]) for im in images if im is not None]
             if not pixels:
                 return torch.zeros(0, dtype=torch.int64), torch.zeros(0, self.encoder.spec.output_dim)
+            channels = sorted({p.shape[1] for p in pixels})
+            if len(channels) > 1:
+                raise InputError(self._mixed_widths(f"rows {lo}:{hi} have {' and '.join(map(str, channels))} channels"))
             x = torch.cat(pixels)
         else:
             rows, x = list(range(lo, hi)), self._pixels(images)

@@ -307,3 +307,21 @@ def test_torch_compile_gives_the_eager_result(encoder, npz):
     compiled = embed_dataset(encoder, dataset, "val", compile=True, use_cache=False, progress=False, batch_size=8)
     eager = embed_dataset(encoder, dataset, "val", use_cache=False, progress=False, batch_size=8)
     assert torch.allclose(compiled.features, eager.features, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [8, 1])  # mixed inside one batch, and across batches
+def test_pixels_on_mixed_gray_and_colour_images_is_a_clear_error(tmp_path, batch_size):
+    """The pixels control keeps channels, so a folder mixing grayscale and RGB files cannot be one feature
+    matrix: an InputError that says why and what to do, not torch.cat's size mismatch."""
+    from encoderzoo.errors import InputError
+
+    rng = np.random.default_rng(0)
+    lines = ["path,split,label"]
+    for i, shape in enumerate([(28, 28), (28, 28), (28, 28, 3)]):
+        write_png(tmp_path / f"{i}.png", rng.integers(0, 256, shape, np.uint8))
+        lines.append(f"{i}.png,train,{i % 2}")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    pixels = encoderzoo.load("pixels@8")
+    data = open_dataset(f"folder:{tmp_path}")
+    with pytest.raises(InputError, match=r"pixels@8 keeps each image's channels.*mixes grayscale and colour"):
+        embed_dataset(pixels, data, "train", batch_size=batch_size, use_cache=False)
