@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 from .adapted_folder import CARD_FILE, AdaptedFolder, public_dataset, read_adapted_folder
+from .adapted_methods import MethodFacts, method_facts, registered_method_facts
 from .cards import template_environment
 from .licences import BaseTerms, base_terms
 
@@ -24,35 +26,24 @@ HUB_METRIC_TYPES = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accur
 """Our metric names -> the Hub's metric types in model-index results."""
 """results.json metric -> Hub metric id."""
 METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "auroc": "macro AUROC"}
-METHOD_TEXT = {
-    "head": "linear head on the frozen encoder",
-    "lora": "LoRA (peft) on the modules {targets}, frozen base, plus a linear head",
-    "vpt": "visual prompt tuning (shallow): learned prompt tokens at the input, frozen base, plus a linear head",
-    "vpt-deep": "visual prompt tuning (deep): learned prompt tokens at every block, frozen base, plus a linear head",
-    "ace-hgnn": "ACE-HGNN: hypergraph context module (from ACE-LoRA) on the frozen final tokens, plus a linear head",
-    "full": "full fine-tuning: every encoder weight trained, plus a linear head (`adapter.safetensors` is a "
-    "complete fine-tuned copy of the encoder, a derivative of the base weights)",
-    "coop": "CoOp: learned text context vectors before each class name in the frozen text tower; the logits are "
-    "the model's own image-text similarities (the head file is unused, all zeros)",
-    "ace-lora": "ACE-LoRA: LoRA on q/k/v of both towers and ACE-HGNN on the image tokens, trained with a "
-    "label-guided image-text InfoNCE; scored zero-shot against class prompts (the head file is unused, all zeros)",
-}
-METHOD_CITATION = {
-    "head": "linear probing of frozen features (no method paper).",
-    "lora": "Hu EJ, et al. LoRA: Low-Rank Adaptation of Large Language Models. ICLR 2022. arXiv:2106.09685; "
-    "implemented with Hugging Face PEFT (https://github.com/huggingface/peft).",
-    "vpt": "Jia M, et al. Visual Prompt Tuning. ECCV 2022. arXiv:2203.12119",
-    "vpt-deep": "Jia M, et al. Visual Prompt Tuning. ECCV 2022. arXiv:2203.12119",
-    "ace-hgnn": "the hypergraph context enhancement of ACE-LoRA (https://github.com/icon-lab/ACE-LoRA).",
-    "full": "full fine-tuning (no method paper).",
-    "coop": "Zhou K, et al. Learning to Prompt for Vision-Language Models. IJCV 2022. arXiv:2109.01134",
-    "ace-lora": "ACE-LoRA (https://github.com/icon-lab/ACE-LoRA).",
-}
-METHOD_TAGS = {"lora": ["lora", "peft"], "vpt": ["visual-prompt-tuning"], "vpt-deep": ["visual-prompt-tuning"],
-               "coop": ["prompt-learning", "zero-shot-image-classification"]}
 TASK_NAMES = {"binary": "Binary image classification", "multi-class": "Image classification",
               "multiclass": "Image classification", "multi-label": "Multi-label image classification",
               "multilabel": "Multi-label image classification"}
+
+
+def __getattr__(name: str) -> Any:
+    """``METHOD_TEXT``, ``METHOD_CITATION``, ``METHOD_TAGS`` (deprecated): read from the registered methods."""
+    fields = {"METHOD_TEXT": "card_text", "METHOD_CITATION": "citation", "METHOD_TAGS": "tags"}
+    if name not in fields:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(f"{name} is deprecated; use encoderzoo.adapted_methods.method_facts", DeprecationWarning, 2)
+    return {m: getattr(facts, fields[name]) for m, facts in registered_method_facts().items()}
+
+
+def _facts(folder: AdaptedFolder) -> MethodFacts:
+    facts = method_facts(folder.method)  # read_adapted_folder refused an unknown method
+    assert facts is not None
+    return facts
 
 
 def model_name(folder: AdaptedFolder) -> str:
@@ -112,7 +103,7 @@ def card_data(folder: AdaptedFolder, terms: BaseTerms | None = None):
         model_name=name,
         library_name="encoderzoo",
         pipeline_tag="image-classification",
-        tags=["encoderzoo", "medical-imaging", folder.method, spec.family, *METHOD_TAGS.get(folder.method, [])],
+        tags=["encoderzoo", "medical-imaging", folder.method, spec.family, *_facts(folder).tags],
         datasets=[dataset],
         eval_results=evals or None,
         **terms.card_metadata(),
@@ -167,7 +158,7 @@ def adapted_card(
         revision=revision,
         fingerprint=str(adapted.base.get("weights_fingerprint", "not recorded"))[:16],
         terms=terms,
-        method_text=METHOD_TEXT[adapted.method].format(
+        method_text=_facts(adapted).card_text.format(
             targets=", ".join(f"`{t}`" for t in (meta.get("method_config") or {}).get("targets") or spec.lora_targets)
         ),
         method_config=f"`{json.dumps(meta.get('method_config') or {}, sort_keys=True)}`",
@@ -186,7 +177,7 @@ def adapted_card(
         normalization=f"mean {[round(m, 4) for m in spec.mean]}, std {[round(s, 4) for s in spec.std]}",
         pooling=spec.pooling,
         limitations=_limitations(adapted),
-        method_citation=METHOD_CITATION[adapted.method],
+        method_citation=_facts(adapted).citation,
     )
     return ModelCard(text)
 
