@@ -26,9 +26,13 @@ HUB_METRIC_TYPES = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accur
 """Our metric names -> the Hub's metric types in model-index results."""
 """results.json metric -> Hub metric id."""
 METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "auroc": "macro AUROC"}
-TASK_NAMES = {"binary": "Binary image classification", "multi-class": "Image classification",
-              "multiclass": "Image classification", "multi-label": "Multi-label image classification",
-              "multilabel": "Multi-label image classification"}
+TASK_NAMES = {
+    "binary": "Binary image classification",
+    "multi-class": "Image classification",
+    "multiclass": "Image classification",
+    "multi-label": "Multi-label image classification",
+    "multilabel": "Multi-label image classification",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -62,8 +66,15 @@ def metric_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             entry = block.get(metric)
             if isinstance(entry, dict) and isinstance(entry.get("mean"), (int, float)):
                 values = entry.get("values") or [entry["mean"]]
-                rows.append({"probe": probe, "metric": metric, "mean": float(entry["mean"]),
-                             "std": float(entry.get("std") or 0.0), "n": len(values)})
+                rows.append(
+                    {
+                        "probe": probe,
+                        "metric": metric,
+                        "mean": float(entry["mean"]),
+                        "std": float(entry.get("std") or 0.0),
+                        "n": len(values),
+                    }
+                )
             elif isinstance(entry, (int, float)):
                 rows.append({"probe": probe, "metric": metric, "mean": float(entry), "std": 0.0, "n": 1})
     return rows
@@ -133,8 +144,9 @@ def adapted_card(
         upstream = f"[{source.filename}]({source.url})" if source.url else "see encoderzoo.json"
         revision = source.revision
     training = results.get("training", {})
-    trainable, total = int(training.get("trainable_params", meta.get("trainable_params", 0))), int(
-        training.get("total_params", meta.get("total_params", 0)) or 0
+    trainable, total = (
+        int(training.get("trainable_params", meta.get("trainable_params", 0))),
+        int(training.get("total_params", meta.get("total_params", 0)) or 0),
     )
     num_outputs = int(meta.get("num_outputs") or (1 if meta["task"] == "binary" else len(meta["label_names"])))
     rows = metric_rows(results)
@@ -169,8 +181,10 @@ def adapted_card(
         splits=", ".join(f"{k} {v}" for k, v in (results.get("splits") or {}).items()) or "not recorded",
         protocol=_protocol_lines(results, training),
         metrics=[
-            {"name": f"{METRIC_NAMES[r['metric']]} ({r['probe']})",
-             "value": f"{r['mean']:.4f}" + (f" ± {r['std']:.4f} over {r['n']} runs" if r["n"] > 1 else "")}
+            {
+                "name": f"{METRIC_NAMES[r['metric']]} ({r['probe']})",
+                "value": f"{r['mean']:.4f}" + (f" ± {r['std']:.4f} over {r['n']} runs" if r["n"] > 1 else ""),
+            }
             for r in rows
         ],
         resize=_resize(spec),
@@ -199,11 +213,16 @@ def _protocol_lines(results: dict[str, Any], training: dict[str, Any]) -> list[s
         lines.append(f"Model selection: {protocol['selection']}.")
     subset = protocol.get("train_subset")
     if isinstance(subset, dict):
-        lines.append(f"Training subset: {subset.get('size')} of {subset.get('of')} training images, class-stratified "
-                     f"(seed {subset.get('seed')}).")
+        lines.append(
+            f"Training subset: {subset.get('size')} of {subset.get('of')} training images, class-stratified "
+            f"(seed {subset.get('seed')})."
+        )
     if "epochs_run" in training:
-        lines.append(f"Epochs run: {training['epochs_run']}" + (
-            f", best epoch {training['best_epoch']}" if "best_epoch" in training else "") + ".")
+        lines.append(
+            f"Epochs run: {training['epochs_run']}"
+            + (f", best epoch {training['best_epoch']}" if "best_epoch" in training else "")
+            + "."
+        )
     config = training.get("config")
     if isinstance(config, dict) and config:
         lines.append("Training settings: `" + json.dumps(config, sort_keys=True) + "`.")

@@ -44,7 +44,6 @@ NOTICE_FILE = "NOTICE"
 CHECKPOINT_DIR = "checkpoints"
 
 
-
 class _MethodFiles(Mapping[str, tuple[str, ...]]):
     """Deprecated: ``METHOD_FILES[name]`` is ``encoderzoo.adapted_methods.method_facts(name).files``."""
 
@@ -63,9 +62,13 @@ class _MethodFiles(Mapping[str, tuple[str, ...]]):
 
 METHOD_FILES: Mapping[str, tuple[str, ...]] = _MethodFiles()
 """Adapter files each registered method writes next to ``encoderzoo.json``, ``results.json`` and the head."""
-TASKS = {"binary": "binary", "multi-class": "multi-class", "multiclass": "multi-class",
-         "multi-label": "multi-label", "multilabel": "multi-label"}
-
+TASKS = {
+    "binary": "binary",
+    "multi-class": "multi-class",
+    "multiclass": "multi-class",
+    "multi-label": "multi-label",
+    "multilabel": "multi-label",
+}
 
 
 class InvalidAdaptedFolderError(EncoderZooError, ValueError):
@@ -141,8 +144,9 @@ def read_adapted_folder(
     method = meta["method"]
     facts = method_facts(method)
     if facts is None:
-        raise InvalidAdaptedFolderError(f"{path / SPEC_FILE}: unknown method {method!r}; expected one of "
-                                        f"{sorted(registered_method_facts())}")
+        raise InvalidAdaptedFolderError(
+            f"{path / SPEC_FILE}: unknown method {method!r}; expected one of {sorted(registered_method_facts())}"
+        )
     if meta["task"] not in TASKS:
         raise InvalidAdaptedFolderError(f"{path / SPEC_FILE}: unknown task {meta['task']!r}")
     try:
@@ -222,8 +226,9 @@ def _check_head(path: Path, head: dict[str, Any], meta: dict[str, Any]) -> None:
 def _check_lora(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     config = _read_json(path / PEFT_CONFIG_FILE, what="peft LoRA config")
     if str(config.get("peft_type", "")).upper() != "LORA":
-        raise InvalidAdaptedFolderError(f"{path / PEFT_CONFIG_FILE} is not a LoRA config (peft_type "
-                                        f"{config.get('peft_type')!r})")
+        raise InvalidAdaptedFolderError(
+            f"{path / PEFT_CONFIG_FILE} is not a LoRA config (peft_type {config.get('peft_type')!r})"
+        )
     wanted = meta.get("method_config") or {}
     differ = [k for k in ("r", "lora_alpha") if k in config and k in wanted and config[k] != wanted[k]]
     if "alpha" in wanted and "lora_alpha" in config and config["lora_alpha"] != wanted["alpha"]:
@@ -255,11 +260,15 @@ def _check_results(path: Path, results: dict[str, Any], meta: dict[str, Any], sp
         ("task", TASKS.get(results.get("task"), results.get("task")), TASKS[meta["task"]]),
         ("trainable parameters", training.get("trainable_params"), meta.get("trainable_params")),
     ]
-    differ = [f"{name}: results.json says {got!r}, {SPEC_FILE} says {want!r}" for name, got, want in checks
-              if got is not None and want is not None and got != want]
+    differ = [
+        f"{name}: results.json says {got!r}, {SPEC_FILE} says {want!r}"
+        for name, got, want in checks
+        if got is not None and want is not None and got != want
+    ]
     if differ:
         raise InvalidAdaptedFolderError(
-            f"{where} does not match the adapter in {path}: " + "; ".join(differ)
+            f"{where} does not match the adapter in {path}: "
+            + "; ".join(differ)
             + ". The results come from another run: re-run `encoderzoo adapt` or copy the matching results.json"
         )
 
