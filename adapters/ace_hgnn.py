@@ -42,7 +42,8 @@ a plain per-sample loop).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -50,8 +51,14 @@ from timm.layers import Attention, apply_rot_embed_cat
 from timm.models.eva import EvaAttention
 from torch import nn
 
+from ..adapted_folder import ADAPTER_FILE
+from ..adapted_methods import MethodFacts
 from ..encoder import Encoder
 from ..errors import EncoderZooError
+from .methods import Method, register
+
+if TYPE_CHECKING:
+    from .model import AdaptedEncoder
 
 
 @dataclass(frozen=True)
@@ -272,3 +279,47 @@ def ace_inputs(encoder: Encoder, pixels: torch.Tensor) -> tuple[torch.Tensor, to
     if encoder.proj is not None:
         nodes = encoder.proj(nodes)
     return nodes, affinity
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The method record: ACE-HGNN on the frozen final tokens, plus a linear head
+
+
+def build(encoder: Encoder, settings: AceSettings, folder: Path | None) -> AceHgnn:
+    return AceHgnn(encoder.spec.output_dim, settings)
+
+
+def embed(model: AdaptedEncoder, pixels: torch.Tensor) -> torch.Tensor:
+    return model.adapter(*ace_inputs(model.encoder, pixels))
+
+
+def frozen_features(model: AdaptedEncoder, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The nodes and the global affinity row (a ``(N, 0)`` row where the encoder has no class token)."""
+    nodes, affinity = ace_inputs(model.encoder, pixels)  # CLIP-style encoders: every node projected
+    return nodes, affinity if affinity is not None else nodes.new_zeros(len(nodes), 0)
+
+
+def classify_features(model: AdaptedEncoder, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    nodes, affinity = features
+    return model.head(model.adapter(nodes, affinity if affinity.shape[1] else None))
+
+
+register(
+    Method(
+        name="ace-hgnn",
+        settings=AceSettings,
+        build=build,
+        slot="ace",
+        frozen_base=True,
+        embed=embed,
+        frozen_features=frozen_features,
+        classify_features=classify_features,
+        cli_options={"top_k": "top_k"},
+        facts=MethodFacts(
+            files=(ADAPTER_FILE,),
+            card_text="ACE-HGNN: hypergraph context module (from ACE-LoRA) on the frozen final tokens, plus a "
+            "linear head",
+            citation="the hypergraph context enhancement of ACE-LoRA (https://github.com/icon-lab/ACE-LoRA).",
+        ),
+    )
+)

@@ -21,16 +21,26 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..adapted_folder import ADAPTER_FILE
+from ..adapted_methods import MethodFacts
 from ..errors import EncoderZooError
 from .ace_hgnn import AceHgnn, AceSettings, ace_inputs
 from .losses import label_guided_info_nce
+from .methods import Method, register
 from .settings import TASKS, tuples_from_json
+
+if TYPE_CHECKING:
+    from ..data import ImageDataset
+    from ..encoder import Encoder
+    from .model import AdaptedEncoder
 
 _SLICE_NAMES = {"query": "q", "q_proj": "q", "key": "k", "k_proj": "k", "value": "v", "v_proj": "v"}
 
@@ -269,3 +279,61 @@ def dataset_config(config: dict, label_names: Sequence[str], task: str, dataset:
         "task": task,
         "prompts": class_prompts(label_names, task, dataset),
     }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The method record: LoRA in both towers + ACE-HGNN, the contrastive loss, zero-shot logits; no head
+
+
+def method_config(**config: Any) -> dict[str, Any]:
+    """ACE-LoRA's saved ``method_config`` as ``AceLoraClassifier`` takes it: the ``AceLoraSettings`` fields plus
+    the dataset's ``task`` and class ``prompts`` (checked there)."""
+    return config
+
+
+def build(encoder: Encoder, config: dict[str, Any], folder: Path | None) -> AceLoraClassifier:
+    return AceLoraClassifier(encoder, config)
+
+
+def classify(model: AdaptedEncoder, pixels: torch.Tensor) -> torch.Tensor:
+    return model.adapter(pixels)
+
+
+def contrastive_loss(model: AdaptedEncoder, pixels: torch.Tensor, rows, targets: torch.Tensor) -> torch.Tensor:
+    return model.adapter.loss(pixels, rows, targets)
+
+
+def prepare(config: dict[str, Any], data: ImageDataset, dataset: str) -> dict[str, Any]:
+    """Zero-shot prompts for val/test (and training texts where the data has none)."""
+    return dataset_config(config, data.label_names, data.task, dataset)
+
+
+def before_training(model: AdaptedEncoder, data: ImageDataset) -> str:
+    """A text per training image: the dataset's reports, else its labels' prompts."""
+    texts = data.texts("train")
+    model.adapter.texts = texts if texts is not None else label_texts(data.labels("train"), model.adapter.prompts)
+    return "the dataset's text column" if texts is not None else "label prompts"
+
+
+register(
+    Method(
+        name="ace-lora",
+        settings=method_config,
+        build=build,
+        slot="ace_lora",
+        needs_text=True,
+        uses_head=False,
+        classify=classify,
+        contrastive_loss=contrastive_loss,
+        prepare=prepare,
+        before_training=before_training,
+        cli_options={"top_k": "top_k"},  # r=4, alpha=1, dropout=0.1: the paper's (AceLoraSettings), not --rank/--alpha
+        facts=MethodFacts(
+            files=(ADAPTER_FILE,),
+            card_text="ACE-LoRA: LoRA on q/k/v of both towers and ACE-HGNN on the image tokens, trained with a "
+            "label-guided image-text InfoNCE; scored zero-shot against class prompts (the head file is unused, all "
+            "zeros)",
+            citation="ACE-LoRA (https://github.com/icon-lab/ACE-LoRA).",
+        ),
+    )
+)

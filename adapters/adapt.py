@@ -26,7 +26,8 @@ from ..probes import evaluate, summarize
 from ..probes.metrics import METRICS
 from ..trust import Trust
 from .folder import CHECKPOINT_DIR, RESULTS_FILE, describe, save_adapted
-from .model import TEXT_METHODS, AdaptedEncoder, AdapterError, check_method, head_outputs
+from .methods import get_method
+from .model import AdaptedEncoder, AdapterError, head_outputs
 from .training import CHECKPOINT_NAME, SplitReader, TrainConfig, _world, fit, predict_proba, stratified_subset
 
 
@@ -80,8 +81,8 @@ def adapt(
     Args:
         encoder: registry name, ``hf-hub:`` or ``local-dir:`` (a saved encoder) to start from.
         dataset: a dataset spec with train, val and test splits (``encoderzoo.data.open_dataset``).
-        method: ``head``, ``lora``, ``vpt``, ``vpt-deep``, ``ace-hgnn`` or ``full``.
-        method_config: the method's settings (``LoraSettings``, ``PromptSettings``, ``AceSettings`` fields).
+        method: a registered method (``encoderzoo.adapters.METHODS``): ``head``, ``lora``, ``vpt``, ...
+        method_config: the method's settings (the fields of its record's ``settings``: ``LoraSettings``, ...).
         config: optimizer, schedule, early stopping (``TrainConfig``).
         max_train: train on a class-stratified subset of this many training images (val and test stay whole).
         image_size: adapt at this input size instead of the spec's (``encoderzoo.load(image_size=...)``); the
@@ -92,7 +93,7 @@ def adapt(
         test_dataset: external validation: train and early-stop on ``dataset``, score this dataset's test split
             over the labels both have (``encoderzoo.external``).
     """
-    check_method(method)  # before any download or training
+    record = get_method(method)  # before any download or training
     config = config or TrainConfig()
     out = Path(out)
     check_output_folder(out, resume)
@@ -118,29 +119,17 @@ def adapt(
         encoder,
         weights=weights,
         image_size=image_size,
-        text=True if method in TEXT_METHODS else None,
+        text=True if record.needs_text else None,
         revision=revision,
     )
-    if method == "coop":  # the class prompts are made from the dataset's label names
-        from .coop import dataset_settings
-
-        method_config = dataset_settings(dict(method_config or {}), data.label_names, data.task)
-    if method == "ace-lora":  # zero-shot prompts for val/test (and training texts where the data has none)
-        from .ace_lora import dataset_config
-
-        method_config = dataset_config(dict(method_config or {}), data.label_names, data.task, dataset)
+    if record.prepare is not None:  # settings from the dataset (coop: class texts; ace-lora: prompts)
+        method_config = record.prepare(dict(method_config or {}), data, dataset)
     fingerprint = weights_fingerprint(base)
     model = AdaptedEncoder(base, method, method_config or {}, head_outputs(data.task, len(data.label_names)))
     model.to(resolved)
     labels = data.labels("train")
-    text_source = None
     train_rows = stratified_subset(labels, max_train, config.seed) if max_train else np.arange(len(labels))
-    if method == "ace-lora":  # a text per training image: the dataset's reports, else its labels' prompts
-        from .ace_lora import label_texts
-
-        texts = data.texts("train")
-        model.ace_lora.texts = texts if texts is not None else label_texts(labels, method_config["prompts"])
-        text_source = "the dataset's text column" if texts is not None else "label prompts"
+    text_source = record.before_training(model, data) if record.before_training is not None else None
     timings["load"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -37,16 +37,22 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from ..adapted_folder import ADAPTER_FILE
+from ..adapted_methods import MethodFacts
 from ..errors import EncoderZooError
+from .methods import Method, register
 from .settings import TASKS
 
 if TYPE_CHECKING:
+    from ..data import ImageDataset
     from ..encoder import Encoder
+    from .model import AdaptedEncoder
 
 WORD_EMBEDDINGS = {"bert": "transformer.embeddings.word_embeddings", "siglip": "embeddings.token_embedding"}
 """The word-embedding module of each text-tower architecture, where the context vectors are spliced in."""
@@ -206,3 +212,53 @@ class CoopPrompts(nn.Module):
     def extra_repr(self) -> str:
         kind = "class-specific" if self.settings.class_specific else "unified"
         return f"{kind} context of {self.length} tokens at position {self.start}, classes={self.settings.class_names}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The method record: the image tower frozen, the logits from the prompts; no head
+
+
+def build(encoder: Encoder, settings: CoopSettings, folder: Path | None) -> CoopPrompts:
+    return CoopPrompts(encoder, settings)
+
+
+def classify(model: AdaptedEncoder, pixels: torch.Tensor) -> torch.Tensor:
+    return model.adapter(model.encoder.embed(pixels))
+
+
+def classify_features(model: AdaptedEncoder, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    return model.adapter(features[0])
+
+
+def prepare(config: dict[str, Any], data: ImageDataset, dataset: str) -> dict[str, Any]:
+    """The class prompts are made from the dataset's label names."""
+    return dataset_settings(config, data.label_names, data.task)
+
+
+register(
+    Method(
+        name="coop",
+        settings=CoopSettings,
+        build=build,
+        slot="coop",
+        frozen_base=True,
+        needs_text=True,
+        uses_head=False,
+        classify=classify,
+        classify_features=classify_features,
+        prepare=prepare,
+        cli_options={
+            "context_length": "context_length",
+            "class_specific": "class_specific",
+            "context_init": "init",
+            "class_names": "class_names",
+        },
+        facts=MethodFacts(
+            files=(ADAPTER_FILE,),
+            card_text="CoOp: learned text context vectors before each class name in the frozen text tower; the "
+            "logits are the model's own image-text similarities (the head file is unused, all zeros)",
+            citation="Zhou K, et al. Learning to Prompt for Vision-Language Models. IJCV 2022. arXiv:2109.01134",
+            tags=("prompt-learning", "zero-shot-image-classification"),
+        ),
+    )
+)

@@ -32,7 +32,8 @@ from ..engine import weights_fingerprint
 from ..loading import LOCAL_DIR_PREFIX, load, register_folder_kind
 from ..resolution import ImageSizeError
 from ..spec import EncoderSpec
-from .model import TEXT_METHODS, AdaptedEncoder, AdapterError
+from .methods import get_method
+from .model import AdaptedEncoder, AdapterError
 
 
 def is_adapted_folder(meta: dict) -> bool:
@@ -79,13 +80,7 @@ def save_adapted(model: AdaptedEncoder, folder: str | os.PathLike[str], meta: di
     """Write the adapter files, the head and ``encoderzoo.json`` (each atomically) into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    if model.method == "lora":
-        from .lora import save_lora
-
-        save_lora(model.encoder, folder)
-    elif model.method != "head":
-        state = model.trainable_state()
-        atomic_write(folder / ADAPTER_FILE, lambda tmp: save_file(state, tmp, metadata={"method": model.method}))
+    model.method_record.save(model, folder)
     head = {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}
     atomic_write(folder / HEAD_FILE, lambda tmp: save_file(head, tmp))
     atomic_write(folder / SPEC_FILE, lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
@@ -129,22 +124,22 @@ def load_adapted(
     meta, saved_spec = folder.meta, folder.spec
     base_meta = meta["base"]
     base_name = base_meta["name"]
-    text = True if meta["method"] in TEXT_METHODS else None  # coop needs the base's text tower
+    record = get_method(meta["method"])
+    text = True if record.needs_text else None  # coop and ace-lora need the base's text tower
     if base_name.startswith(LOCAL_DIR_PREFIX) or base_name.startswith("hf-hub:"):
         # at the size the adapter was trained at (a no-op where the base was saved at that size): one weight read
         try:
             base = load(base_name, attention=attention, text=text, image_size=saved_spec.input_size)
         except ImageSizeError:  # another architecture cannot take that size: say so plainly
-            check_architecture(load(base_name, attention=attention, text=text).spec, saved_spec, str(folder.path),
-                               with_size=False)
+            check_architecture(
+                load(base_name, attention=attention, text=text).spec, saved_spec, str(folder.path), with_size=False
+            )
             raise
     else:
         base = load(saved_spec, attention=attention, weights=weights, text=text)
     check_base(base, saved_spec, base_meta["weights_fingerprint"], str(folder.path))
-    lora_folder = folder.path if meta["method"] == "lora" else None
-    model = AdaptedEncoder(base, meta["method"], meta["method_config"], meta["num_outputs"], lora_folder=lora_folder)
-    if model.method not in ("head", "lora"):
-        model.load_trainable_state(folder.tensors[ADAPTER_FILE], str(folder.path / ADAPTER_FILE))
+    model = AdaptedEncoder(base, meta["method"], meta["method_config"], meta["num_outputs"], folder=folder.path)
+    record.load(model, folder)
     model.head.load_state_dict(folder.tensors[HEAD_FILE])
     return model.to(device=device, dtype=dtype).eval()
 

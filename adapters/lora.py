@@ -21,15 +21,25 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors import SafetensorError
 from torch import nn
 
+from encoderzoo.adapted_folder import PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE
+from encoderzoo.adapted_methods import MethodFacts
 from encoderzoo.encoder import Encoder
 from encoderzoo.errors import EncoderZooError, UnsupportedAdapterError
 
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+from .methods import Method, register
+
+if TYPE_CHECKING:
+    from encoderzoo.adapted_folder import AdaptedFolder
+
+    from .model import AdaptedEncoder
+
+ADAPTER_FILES = (PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE)
 _LORA_LAYERS = (nn.Linear, nn.Conv2d)
 
 
@@ -170,3 +180,41 @@ def _require_plain(encoder: Encoder, action: str) -> None:
 def _suffix(name: str) -> str:
     parts = [p for p in name.split(".") if not p.isdigit()]
     return ".".join(parts[-2:])
+
+
+# -- the method record ----------------------------------------------------------------------------------------
+
+
+def build(encoder: Encoder, settings: LoraSettings, folder: Path | None) -> None:
+    """A fresh LoRA adapter, or the one saved in ``folder`` (peft reads its own files)."""
+    if folder is not None:
+        load_lora(encoder, folder)
+    else:
+        add_lora(encoder, settings)
+
+
+def save(model: AdaptedEncoder, folder: Path) -> None:
+    save_lora(model.encoder, folder)
+
+
+def load(model: AdaptedEncoder, folder: AdaptedFolder) -> None:
+    """Nothing left to load: ``build`` attached the saved adapter."""
+
+
+register(
+    Method(
+        name="lora",
+        settings=LoraSettings,
+        build=build,
+        save=save,
+        load=load,
+        cli_options={"rank": "r", "alpha": "alpha", "lora_dropout": "dropout"},
+        facts=MethodFacts(
+            files=ADAPTER_FILES,
+            card_text="LoRA (peft) on the modules {targets}, frozen base, plus a linear head",
+            citation="Hu EJ, et al. LoRA: Low-Rank Adaptation of Large Language Models. ICLR 2022. arXiv:2106.09685; "
+            "implemented with Hugging Face PEFT (https://github.com/huggingface/peft).",
+            tags=("lora", "peft"),
+        ),
+    )
+)

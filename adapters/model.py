@@ -1,10 +1,13 @@
 """``AdaptedEncoder``: a zoo encoder with one adaptation method applied and a classification head.
 
+It holds one adapter slot and asks the method's record (``adapters.methods``) what to build and how to embed,
+classify, train and save; it never branches on the method's name.
+
 It behaves like an ``Encoder`` wherever the embedding engine and the probes use one (``spec``, ``transform``,
 ``embed`` / ``forward`` -> embeddings, ``forward_tokens``), so ``embed_dataset`` and ``encoderzoo probe`` work on
 it unchanged; ``classify(pixels)`` gives the head's logits.
 
-Methods (``METHODS``):
+The built-in methods (``METHODS``: every registered one):
 - ``head``: the encoder is frozen; only the linear head trains (the baseline).
 - ``lora``: peft LoRA on ``spec.lora_targets`` (``adapters.lora``).
 - ``vpt`` / ``vpt-deep``: visual prompt tuning, shallow or deep (``adapters.prompt``).
@@ -28,30 +31,35 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..encoder import Encoder, Tokens
-from ..errors import EncoderZooError
 from ..spec import EncoderSpec
-from .settings import TASKS, tuples_from_json  # noqa: F401  (TASKS re-exported)
+from .methods import AdapterError, Method, get_method, method_names
+from .settings import TASKS, tuples_from_json  # noqa: F401  (re-exported)
 
-METHODS: tuple[str, ...] = ("head", "lora", "vpt", "vpt-deep", "ace-hgnn", "full", "coop", "ace-lora")
-TEXT_METHODS: tuple[str, ...] = ("coop", "ace-lora")
-"""Methods that need the base's text tower (``load(..., text=True)``)."""
+_LEGACY_SLOTS = ("ace", "coop", "ace_lora")
+"""Attributes that were ``None`` on an ``AdaptedEncoder`` of another method before the one adapter slot."""
 
 
-class AdapterError(EncoderZooError):
-    """An adapter cannot be built, trained, saved or loaded as asked."""
+def __getattr__(name: str) -> Any:
+    """``METHODS`` and ``TEXT_METHODS``: the registered methods (and those needing a text tower), read live."""
+    if name == "METHODS":
+        return method_names()
+    if name == "TEXT_METHODS":
+        return tuple(m for m in method_names() if get_method(m).needs_text)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_method(method: str) -> None:
     """Refuse a method name encoderzoo does not have, listing those it has."""
-    if method not in METHODS:
-        raise AdapterError(f"unknown adaptation method {method!r}; choose from {', '.join(METHODS)}")
+    get_method(method)
 
 
 def head_outputs(task: str, num_labels: int) -> int:
@@ -74,49 +82,49 @@ class AdaptedEncoder(nn.Module):
         method_config: Mapping[str, Any],
         num_outputs: int,
         *,
+        folder: str | os.PathLike[str] | None = None,
         lora_folder: str | os.PathLike[str] | None = None,
     ) -> None:
-        """``lora_folder``: load a saved peft LoRA adapter (``method="lora"``) instead of adding a fresh one."""
+        """``folder``: an adapted folder whose files the method reads while building (a saved peft LoRA adapter
+        instead of a fresh one); ``lora_folder`` is its former name (deprecated)."""
         super().__init__()
-        check_method(method)
+        record = get_method(method)
+        if lora_folder is not None:
+            warnings.warn("AdaptedEncoder(lora_folder=) is deprecated; pass folder=", DeprecationWarning, stacklevel=2)
+            folder = lora_folder
+        self.method_record: Method = record
         self.encoder = encoder
         self.method = method
         self.spec: EncoderSpec = dataclasses.replace(encoder.spec, name=f"{encoder.spec.name}+{method}")
         """The base's spec under the name ``BASE+METHOD`` (what probes and the embedding cache record)."""
         self.method_config = dict(method_config)
-        self.ace: nn.Module | None = None
-        self.coop: nn.Module | None = None
-        self.ace_lora: nn.Module | None = None
-        encoder.requires_grad_(method == "full")
-        if method == "lora" and lora_folder is not None:
-            from .lora import load_lora
-
-            load_lora(encoder, lora_folder)
-        elif method == "lora":
-            from .lora import LoraSettings, add_lora
-
-            add_lora(encoder, LoraSettings(**tuples_from_json(self.method_config)))
-        elif method in ("vpt", "vpt-deep"):
-            from .prompt import PromptSettings, add_prompts
-
-            add_prompts(encoder, PromptSettings(**self.method_config, deep=method == "vpt-deep"))
-        elif method == "ace-hgnn":
-            from .ace_hgnn import AceHgnn, AceSettings
-
-            self.ace = AceHgnn(encoder.spec.output_dim, AceSettings(**self.method_config))
-        elif method == "coop":
-            from .coop import CoopPrompts, CoopSettings
-
-            self.coop = CoopPrompts(encoder, CoopSettings(**tuples_from_json(self.method_config)))
-        elif method == "ace-lora":
-            from .ace_lora import AceLoraClassifier
-
-            self.ace_lora = AceLoraClassifier(encoder, tuples_from_json(self.method_config))
+        encoder.requires_grad_(record.trains_encoder)
+        adapter = record.build(encoder, record.settings_from(self.method_config), Path(folder) if folder else None)
+        if adapter is not None:
+            setattr(self, record.slot, adapter)  # registered as a submodule: its tensors are SLOT.*
         self.head = nn.Linear(self.embed_dim, num_outputs)
-        if self.coop is not None or self.ace_lora is not None:  # logits from image-text similarity: no head
+        if not record.uses_head:  # logits from the adapter (image-text similarity): the head stays at zero
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
             self.head.requires_grad_(False)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name not in _LEGACY_SLOTS:
+                raise
+            warnings.warn(
+                f"AdaptedEncoder.{name} of a {self.method} adapter is deprecated (it is None); use .adapter",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return None
+
+    @property
+    def adapter(self) -> nn.Module | None:
+        """The method's module (``None`` where the method changed the encoder in place or trains only the head)."""
+        return self._modules.get(self.method_record.slot)
 
     @property
     def transform(self) -> nn.Module:
@@ -128,38 +136,30 @@ class AdaptedEncoder(nn.Module):
 
     def embed(self, pixels: torch.Tensor) -> torch.Tensor:
         """Embeddings ``(N, spec.output_dim)`` of the adapted encoder (what probes and the engine see)."""
-        if self.ace is None:
-            return self.encoder.embed(pixels)
-        from .ace_hgnn import ace_inputs
-
-        return self.ace(*ace_inputs(self.encoder, pixels))
+        return self.method_record.embed(self, pixels)
 
     forward = embed
 
     def classify(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Head logits ``(N, num_outputs)`` (``coop``: from the image-text similarities to the class prompts)."""
-        if self.coop is not None:
-            return self.coop(self.encoder.embed(pixels))
-        if self.ace_lora is not None:
-            return self.ace_lora(pixels)
-        return self.head(self.embed(pixels))
+        """Head logits ``(N, num_outputs)`` (``coop``, ``ace-lora``: from image-text similarities)."""
+        return self.method_record.classify(self, pixels)
 
     @property
     def contrastive(self) -> bool:
         """True when the loop trains ``contrastive_loss`` (image-text pairs) instead of a loss on ``classify``."""
-        return self.ace_lora is not None
+        return self.method_record.contrastive_loss is not None
 
     def contrastive_loss(self, pixels: torch.Tensor, rows, targets: torch.Tensor) -> torch.Tensor:
         """``ace-lora``: label-guided InfoNCE of the images of train ``rows`` against their texts (batch mean)."""
-        if self.ace_lora is None:
+        if self.method_record.contrastive_loss is None:
             raise AdapterError(f"method {self.method} trains a classification loss, not a contrastive one")
-        return self.ace_lora.loss(pixels, rows, targets)
+        return self.method_record.contrastive_loss(self, pixels, rows, targets)
 
     @property
     def base_frozen(self) -> bool:
-        """True when no encoder weight trains (``head``, ``ace-hgnn``): the encoder's outputs for an image never
-        change during training, so the loop computes them once (``frozen_features``) instead of every epoch."""
-        return self.method in ("head", "ace-hgnn", "coop")
+        """True when no encoder weight trains (``head``, ``ace-hgnn``, ``coop``): the encoder's outputs for an image
+        never change during training, so the loop computes them once (``frozen_features``) instead of every epoch."""
+        return self.method_record.frozen_base
 
     @torch.no_grad()
     def frozen_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -167,21 +167,11 @@ class AdaptedEncoder(nn.Module):
         and global affinity row (``ace-hgnn``; a ``(N, 0)`` row where the encoder has no class token)."""
         if not self.base_frozen:
             raise AdapterError(f"method {self.method} trains encoder weights: there are no frozen features")
-        if self.ace is None:
-            return (self.encoder.embed(pixels),)
-        from .ace_hgnn import ace_inputs
-
-        nodes, affinity = ace_inputs(self.encoder, pixels)  # CLIP-style encoders: every node projected
-        return nodes, affinity if affinity is not None else nodes.new_zeros(len(nodes), 0)
+        return self.method_record.frozen_features(self, pixels)
 
     def classify_features(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """Head logits from ``frozen_features`` output: equal to ``classify`` on the same pixels."""
-        if self.coop is not None:
-            return self.coop(features[0])
-        if self.ace is None:
-            return self.head(features[0])
-        nodes, affinity = features
-        return self.head(self.ace(nodes, affinity if affinity.shape[1] else None))
+        return self.method_record.classify_features(self, features)
 
     def forward_tokens(self, pixels: torch.Tensor) -> Tokens:
         return self.encoder.forward_tokens(pixels)
@@ -191,7 +181,7 @@ class AdaptedEncoder(nn.Module):
         only the method's own modules (head, ACE-HGNN, peft's LoRA dropout) follow ``mode``. With ``full`` the
         encoder trains too, but its batch-norm statistics stay frozen."""
         super().train(mode)
-        if self.method != "full":
+        if not self.method_record.trains_encoder:
             self.encoder.eval()
             for name, module in self.encoder.named_modules():
                 if name.endswith("lora_dropout"):

@@ -30,19 +30,25 @@ Encoders without an insertion point (CNNs, MedViTV2: no token sequence) raise ``
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from timm.models.eva import Eva, EvaAttention
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from encoderzoo.adapted_folder import ADAPTER_FILE
+from encoderzoo.adapted_methods import MethodFacts
 from encoderzoo.encoder import Encoder
 from encoderzoo.errors import EncoderZooError, UnsupportedAdapterError
 from encoderzoo.spec import EncoderSpec
+
+from .methods import Method, register
 
 
 @dataclass(frozen=True)
@@ -196,3 +202,44 @@ def _check_promptable(trunk: nn.Module, spec: EncoderSpec) -> None:
         raise UnsupportedAdapterError(
             f"{spec.name}: visual prompts support Eva trunks with one shared RoPE and no patch dropout"
         )
+
+
+# -- the method records ---------------------------------------------------------------------------------------
+
+
+def build(encoder: Encoder, settings: PromptSettings, folder: Path | None) -> None:
+    """Prompts on the encoder's trunk (their values come from ``adapter.safetensors`` when loading a folder)."""
+    add_prompts(encoder, settings)
+
+
+CITATION = "Jia M, et al. Visual Prompt Tuning. ECCV 2022. arXiv:2203.12119"
+register(
+    Method(
+        name="vpt",
+        settings=PromptSettings,
+        build=build,
+        cli_options={"prompts": "num_prompts"},
+        facts=MethodFacts(
+            files=(ADAPTER_FILE,),
+            card_text="visual prompt tuning (shallow): learned prompt tokens at the input, frozen base, plus a "
+            "linear head",
+            citation=CITATION,
+            tags=("visual-prompt-tuning",),
+        ),
+    )
+)
+register(
+    Method(
+        name="vpt-deep",
+        settings=functools.partial(PromptSettings, deep=True),
+        build=build,
+        cli_options={"prompts": "num_prompts"},
+        facts=MethodFacts(
+            files=(ADAPTER_FILE,),
+            card_text="visual prompt tuning (deep): learned prompt tokens at every block, frozen base, plus a "
+            "linear head",
+            citation=CITATION,
+            tags=("visual-prompt-tuning",),
+        ),
+    )
+)

@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 from .adapted_folder import CARD_FILE, AdaptedFolder, public_dataset, read_adapted_folder
+from .adapted_methods import MethodFacts, method_facts, registered_method_facts
 from .cards import template_environment
 from .licences import BaseTerms, base_terms
 
@@ -24,35 +26,28 @@ HUB_METRIC_TYPES = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accur
 """Our metric names -> the Hub's metric types in model-index results."""
 """results.json metric -> Hub metric id."""
 METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "auroc": "macro AUROC"}
-METHOD_TEXT = {
-    "head": "linear head on the frozen encoder",
-    "lora": "LoRA (peft) on the modules {targets}, frozen base, plus a linear head",
-    "vpt": "visual prompt tuning (shallow): learned prompt tokens at the input, frozen base, plus a linear head",
-    "vpt-deep": "visual prompt tuning (deep): learned prompt tokens at every block, frozen base, plus a linear head",
-    "ace-hgnn": "ACE-HGNN: hypergraph context module (from ACE-LoRA) on the frozen final tokens, plus a linear head",
-    "full": "full fine-tuning: every encoder weight trained, plus a linear head (`adapter.safetensors` is a "
-    "complete fine-tuned copy of the encoder, a derivative of the base weights)",
-    "coop": "CoOp: learned text context vectors before each class name in the frozen text tower; the logits are "
-    "the model's own image-text similarities (the head file is unused, all zeros)",
-    "ace-lora": "ACE-LoRA: LoRA on q/k/v of both towers and ACE-HGNN on the image tokens, trained with a "
-    "label-guided image-text InfoNCE; scored zero-shot against class prompts (the head file is unused, all zeros)",
+TASK_NAMES = {
+    "binary": "Binary image classification",
+    "multi-class": "Image classification",
+    "multiclass": "Image classification",
+    "multi-label": "Multi-label image classification",
+    "multilabel": "Multi-label image classification",
 }
-METHOD_CITATION = {
-    "head": "linear probing of frozen features (no method paper).",
-    "lora": "Hu EJ, et al. LoRA: Low-Rank Adaptation of Large Language Models. ICLR 2022. arXiv:2106.09685; "
-    "implemented with Hugging Face PEFT (https://github.com/huggingface/peft).",
-    "vpt": "Jia M, et al. Visual Prompt Tuning. ECCV 2022. arXiv:2203.12119",
-    "vpt-deep": "Jia M, et al. Visual Prompt Tuning. ECCV 2022. arXiv:2203.12119",
-    "ace-hgnn": "the hypergraph context enhancement of ACE-LoRA (https://github.com/icon-lab/ACE-LoRA).",
-    "full": "full fine-tuning (no method paper).",
-    "coop": "Zhou K, et al. Learning to Prompt for Vision-Language Models. IJCV 2022. arXiv:2109.01134",
-    "ace-lora": "ACE-LoRA (https://github.com/icon-lab/ACE-LoRA).",
-}
-METHOD_TAGS = {"lora": ["lora", "peft"], "vpt": ["visual-prompt-tuning"], "vpt-deep": ["visual-prompt-tuning"],
-               "coop": ["prompt-learning", "zero-shot-image-classification"]}
-TASK_NAMES = {"binary": "Binary image classification", "multi-class": "Image classification",
-              "multiclass": "Image classification", "multi-label": "Multi-label image classification",
-              "multilabel": "Multi-label image classification"}
+
+
+def __getattr__(name: str) -> Any:
+    """``METHOD_TEXT``, ``METHOD_CITATION``, ``METHOD_TAGS`` (deprecated): read from the registered methods."""
+    fields = {"METHOD_TEXT": "card_text", "METHOD_CITATION": "citation", "METHOD_TAGS": "tags"}
+    if name not in fields:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(f"{name} is deprecated; use encoderzoo.adapted_methods.method_facts", DeprecationWarning, 2)
+    return {m: getattr(facts, fields[name]) for m, facts in registered_method_facts().items()}
+
+
+def _facts(folder: AdaptedFolder) -> MethodFacts:
+    facts = method_facts(folder.method)  # read_adapted_folder refused an unknown method
+    assert facts is not None
+    return facts
 
 
 def model_name(folder: AdaptedFolder) -> str:
@@ -71,8 +66,15 @@ def metric_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             entry = block.get(metric)
             if isinstance(entry, dict) and isinstance(entry.get("mean"), (int, float)):
                 values = entry.get("values") or [entry["mean"]]
-                rows.append({"probe": probe, "metric": metric, "mean": float(entry["mean"]),
-                             "std": float(entry.get("std") or 0.0), "n": len(values)})
+                rows.append(
+                    {
+                        "probe": probe,
+                        "metric": metric,
+                        "mean": float(entry["mean"]),
+                        "std": float(entry.get("std") or 0.0),
+                        "n": len(values),
+                    }
+                )
             elif isinstance(entry, (int, float)):
                 rows.append({"probe": probe, "metric": metric, "mean": float(entry), "std": 0.0, "n": 1})
     return rows
@@ -112,7 +114,7 @@ def card_data(folder: AdaptedFolder, terms: BaseTerms | None = None):
         model_name=name,
         library_name="encoderzoo",
         pipeline_tag="image-classification",
-        tags=["encoderzoo", "medical-imaging", folder.method, spec.family, *METHOD_TAGS.get(folder.method, [])],
+        tags=["encoderzoo", "medical-imaging", folder.method, spec.family, *_facts(folder).tags],
         datasets=[dataset],
         eval_results=evals or None,
         **terms.card_metadata(),
@@ -142,8 +144,9 @@ def adapted_card(
         upstream = f"[{source.filename}]({source.url})" if source.url else "see encoderzoo.json"
         revision = source.revision
     training = results.get("training", {})
-    trainable, total = int(training.get("trainable_params", meta.get("trainable_params", 0))), int(
-        training.get("total_params", meta.get("total_params", 0)) or 0
+    trainable, total = (
+        int(training.get("trainable_params", meta.get("trainable_params", 0))),
+        int(training.get("total_params", meta.get("total_params", 0)) or 0),
     )
     num_outputs = int(meta.get("num_outputs") or (1 if meta["task"] == "binary" else len(meta["label_names"])))
     rows = metric_rows(results)
@@ -167,7 +170,7 @@ def adapted_card(
         revision=revision,
         fingerprint=str(adapted.base.get("weights_fingerprint", "not recorded"))[:16],
         terms=terms,
-        method_text=METHOD_TEXT[adapted.method].format(
+        method_text=_facts(adapted).card_text.format(
             targets=", ".join(f"`{t}`" for t in (meta.get("method_config") or {}).get("targets") or spec.lora_targets)
         ),
         method_config=f"`{json.dumps(meta.get('method_config') or {}, sort_keys=True)}`",
@@ -178,15 +181,17 @@ def adapted_card(
         splits=", ".join(f"{k} {v}" for k, v in (results.get("splits") or {}).items()) or "not recorded",
         protocol=_protocol_lines(results, training),
         metrics=[
-            {"name": f"{METRIC_NAMES[r['metric']]} ({r['probe']})",
-             "value": f"{r['mean']:.4f}" + (f" ± {r['std']:.4f} over {r['n']} runs" if r["n"] > 1 else "")}
+            {
+                "name": f"{METRIC_NAMES[r['metric']]} ({r['probe']})",
+                "value": f"{r['mean']:.4f}" + (f" ± {r['std']:.4f} over {r['n']} runs" if r["n"] > 1 else ""),
+            }
             for r in rows
         ],
         resize=_resize(spec),
         normalization=f"mean {[round(m, 4) for m in spec.mean]}, std {[round(s, 4) for s in spec.std]}",
         pooling=spec.pooling,
         limitations=_limitations(adapted),
-        method_citation=METHOD_CITATION[adapted.method],
+        method_citation=_facts(adapted).citation,
     )
     return ModelCard(text)
 
@@ -208,11 +213,16 @@ def _protocol_lines(results: dict[str, Any], training: dict[str, Any]) -> list[s
         lines.append(f"Model selection: {protocol['selection']}.")
     subset = protocol.get("train_subset")
     if isinstance(subset, dict):
-        lines.append(f"Training subset: {subset.get('size')} of {subset.get('of')} training images, class-stratified "
-                     f"(seed {subset.get('seed')}).")
+        lines.append(
+            f"Training subset: {subset.get('size')} of {subset.get('of')} training images, class-stratified "
+            f"(seed {subset.get('seed')})."
+        )
     if "epochs_run" in training:
-        lines.append(f"Epochs run: {training['epochs_run']}" + (
-            f", best epoch {training['best_epoch']}" if "best_epoch" in training else "") + ".")
+        lines.append(
+            f"Epochs run: {training['epochs_run']}"
+            + (f", best epoch {training['best_epoch']}" if "best_epoch" in training else "")
+            + "."
+        )
     config = training.get("config")
     if isinstance(config, dict) and config:
         lines.append("Training settings: `" + json.dumps(config, sort_keys=True) + "`.")

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .adapted_methods import method_facts, registered_method_facts
 from .errors import EncoderZooError
 from .spec import EncoderSpec
 
@@ -42,20 +43,32 @@ LICENCE_FILE = "LICENSE"
 NOTICE_FILE = "NOTICE"
 CHECKPOINT_DIR = "checkpoints"
 
-METHOD_FILES: Mapping[str, tuple[str, ...]] = {
-    "head": (),
-    "lora": (PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE),
-    "vpt": (ADAPTER_FILE,),
-    "vpt-deep": (ADAPTER_FILE,),
-    "ace-hgnn": (ADAPTER_FILE,),
-    "full": (ADAPTER_FILE,),
-    "coop": (ADAPTER_FILE,),
-    "ace-lora": (ADAPTER_FILE,),
-}
-"""Adapter files each method writes next to ``encoderzoo.json``, ``results.json`` and the head."""
-TASKS = {"binary": "binary", "multi-class": "multi-class", "multiclass": "multi-class",
-         "multi-label": "multi-label", "multilabel": "multi-label"}
 
+class _MethodFiles(Mapping[str, tuple[str, ...]]):
+    """Deprecated: ``METHOD_FILES[name]`` is ``encoderzoo.adapted_methods.method_facts(name).files``."""
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        facts = method_facts(name)
+        if facts is None:
+            raise KeyError(name)
+        return facts.files
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registered_method_facts())
+
+    def __len__(self) -> int:
+        return len(registered_method_facts())
+
+
+METHOD_FILES: Mapping[str, tuple[str, ...]] = _MethodFiles()
+"""Adapter files each registered method writes next to ``encoderzoo.json``, ``results.json`` and the head."""
+TASKS = {
+    "binary": "binary",
+    "multi-class": "multi-class",
+    "multiclass": "multi-class",
+    "multi-label": "multi-label",
+    "multilabel": "multi-label",
+}
 
 
 class InvalidAdaptedFolderError(EncoderZooError, ValueError):
@@ -129,9 +142,11 @@ def read_adapted_folder(
             f"{path / SPEC_FILE} lacks {missing or ['base.spec']}; re-run `encoderzoo adapt`"
         )
     method = meta["method"]
-    if method not in METHOD_FILES:
-        raise InvalidAdaptedFolderError(f"{path / SPEC_FILE}: unknown method {method!r}; expected one of "
-                                        f"{sorted(METHOD_FILES)}")
+    facts = method_facts(method)
+    if facts is None:
+        raise InvalidAdaptedFolderError(
+            f"{path / SPEC_FILE}: unknown method {method!r}; expected one of {sorted(registered_method_facts())}"
+        )
     if meta["task"] not in TASKS:
         raise InvalidAdaptedFolderError(f"{path / SPEC_FILE}: unknown task {meta['task']!r}")
     try:
@@ -140,7 +155,7 @@ def read_adapted_folder(
         raise InvalidAdaptedFolderError(f"{path / SPEC_FILE}: the base spec cannot be read ({err})") from err
 
     has_results = require_results or (path / RESULTS_FILE).is_file()
-    files = [SPEC_FILE, *([RESULTS_FILE] if has_results else []), HEAD_FILE, *METHOD_FILES[method]]
+    files = [SPEC_FILE, *([RESULTS_FILE] if has_results else []), HEAD_FILE, *facts.files]
     absent = [f for f in files if not (path / f).is_file()]
     if absent:
         raise InvalidAdaptedFolderError(
@@ -149,10 +164,9 @@ def read_adapted_folder(
         )
     tensors = {HEAD_FILE: _read_safetensors(path / HEAD_FILE)}
     _check_head(path, tensors[HEAD_FILE], meta)
-    if method == "lora":
-        if read_lora:
-            tensors[PEFT_WEIGHTS_FILE] = _check_lora(path, meta)
-    elif method != "head":
+    if PEFT_WEIGHTS_FILE in facts.files and read_lora:
+        tensors[PEFT_WEIGHTS_FILE] = _check_lora(path, meta)
+    if ADAPTER_FILE in facts.files:
         tensors[ADAPTER_FILE] = _read_safetensors(path / ADAPTER_FILE)
         if not tensors[ADAPTER_FILE]:
             raise InvalidAdaptedFolderError(f"{path / ADAPTER_FILE} holds no tensors; the adapter is missing")
@@ -212,8 +226,9 @@ def _check_head(path: Path, head: dict[str, Any], meta: dict[str, Any]) -> None:
 def _check_lora(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     config = _read_json(path / PEFT_CONFIG_FILE, what="peft LoRA config")
     if str(config.get("peft_type", "")).upper() != "LORA":
-        raise InvalidAdaptedFolderError(f"{path / PEFT_CONFIG_FILE} is not a LoRA config (peft_type "
-                                        f"{config.get('peft_type')!r})")
+        raise InvalidAdaptedFolderError(
+            f"{path / PEFT_CONFIG_FILE} is not a LoRA config (peft_type {config.get('peft_type')!r})"
+        )
     wanted = meta.get("method_config") or {}
     differ = [k for k in ("r", "lora_alpha") if k in config and k in wanted and config[k] != wanted[k]]
     if "alpha" in wanted and "lora_alpha" in config and config["lora_alpha"] != wanted["alpha"]:
@@ -245,11 +260,15 @@ def _check_results(path: Path, results: dict[str, Any], meta: dict[str, Any], sp
         ("task", TASKS.get(results.get("task"), results.get("task")), TASKS[meta["task"]]),
         ("trainable parameters", training.get("trainable_params"), meta.get("trainable_params")),
     ]
-    differ = [f"{name}: results.json says {got!r}, {SPEC_FILE} says {want!r}" for name, got, want in checks
-              if got is not None and want is not None and got != want]
+    differ = [
+        f"{name}: results.json says {got!r}, {SPEC_FILE} says {want!r}"
+        for name, got, want in checks
+        if got is not None and want is not None and got != want
+    ]
     if differ:
         raise InvalidAdaptedFolderError(
-            f"{where} does not match the adapter in {path}: " + "; ".join(differ)
+            f"{where} does not match the adapter in {path}: "
+            + "; ".join(differ)
             + ". The results come from another run: re-run `encoderzoo adapt` or copy the matching results.json"
         )
 

@@ -143,6 +143,9 @@ def card_command(name: str = typer.Argument(..., help="registry name")) -> None:
         _fail(err)
 
 
+_METHOD_HELP = "head, lora, vpt, vpt-deep, ace-hgnn, full, coop or ace-lora (any method in encoderzoo.adapters.METHODS)"
+"""Written out, not read from the method registry: ``encoderzoo --help`` imports no torch, and the registry's
+modules do. ``tests/test_method_registry.py`` checks that it names every built-in method."""
 _IMAGE_SIZE_HELP = (
     "run the encoder at this input size (default: the spec's; e.g. 224 for DINOv2, whose native size is 518); "
     "ViT position embeddings are resampled as upstream does"
@@ -367,9 +370,7 @@ def adapt_command(
     test_dataset: str | None = typer.Option(
         None, "--test-dataset", help="external validation: score this dataset's test split (labels both have)"
     ),
-    method: str = typer.Option(
-        "lora", "--method", "-m", help="head, lora, vpt, vpt-deep, ace-hgnn, full, coop or ace-lora"
-    ),
+    method: str = typer.Option("lora", "--method", "-m", help=_METHOD_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="new folder for the adapted encoder"),
     rank: int = typer.Option(8, help="LoRA rank"),
     alpha: float = typer.Option(16.0, help="LoRA alpha (scale = alpha / rank)"),
@@ -408,22 +409,22 @@ def adapt_command(
 ) -> None:
     """Fine-tune an encoder on a dataset (early stopping on val, test scored once) and save a reloadable folder."""
     from .adapters import TrainConfig, adapt
+    from .adapters.methods import settings_from_cli
     from .evaluate import results_table
 
-    settings = {
-        "lora": {"r": rank, "alpha": alpha, "dropout": lora_dropout},
-        "vpt": {"num_prompts": prompts},
-        "vpt-deep": {"num_prompts": prompts},
-        "ace-hgnn": {"top_k": top_k},
-        "ace-lora": {"top_k": top_k},  # r=4, alpha=1, dropout=0.1: the paper's (AceLoraSettings), not --rank/--alpha
-        "coop": {
-            "context_length": context_length,
-            "class_specific": class_specific,
-            "init": context_init,
-            **({"class_names": [n.strip() for n in class_names.split("|")]} if class_names else {}),
-        },
+    options = {  # every method option; the method's record picks those that feed its settings
+        "rank": rank,
+        "alpha": alpha,
+        "lora_dropout": lora_dropout,
+        "prompts": prompts,
+        "top_k": top_k,
+        "context_length": context_length,
+        "class_specific": class_specific,
+        "context_init": context_init,
+        "class_names": [n.strip() for n in class_names.split("|")] if class_names else None,
     }
     try:
+        settings = settings_from_cli(method, options)
         config = TrainConfig(
             epochs=epochs,
             lr=lr,
@@ -440,7 +441,7 @@ def adapt_command(
             dataset,
             method,
             out,
-            method_config=settings.get(method, {}),
+            method_config=settings,
             config=config,
             device=device,
             max_train=max_train,

@@ -1,0 +1,161 @@
+"""The method registry: one ``Method`` record per adaptation method, registered by the module that implements it.
+
+``AdaptedEncoder`` (``model``), the ``encoderzoo adapt`` job (``adapt``), the folder (``folder``) and the training
+loop ask the record instead of branching on the method's name; the record's ``facts`` (files, card text, citation,
+tags) are registered with the core (``encoderzoo.adapted_methods``) for the folder checks and the model card.
+
+The built-in records: ``baselines`` (head, full), ``lora``, ``prompt`` (vpt, vpt-deep), ``ace_hgnn``, ``coop``,
+``ace_lora``; ``encoderzoo.adapters`` imports them, in that order, so ``import encoderzoo.adapters`` fills the
+registry. A method from outside the package registers itself the same way: ``register(Method(...))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..adapted_folder import ADAPTER_FILE
+from ..adapted_methods import MethodFacts, register_method_facts, unregister_method_facts
+from ..errors import EncoderZooError
+from .settings import tuples_from_json
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from ..adapted_folder import AdaptedFolder
+    from ..data import ImageDataset
+    from ..encoder import Encoder
+    from .model import AdaptedEncoder
+
+
+class AdapterError(EncoderZooError):
+    """An adapter cannot be built, trained, saved or loaded as asked."""
+
+
+# -- what a method does unless its record says otherwise: a linear head on the encoder's embedding --------------
+
+
+def encoder_embedding(model: AdaptedEncoder, pixels: torch.Tensor) -> torch.Tensor:
+    return model.encoder.embed(pixels)
+
+
+def head_logits(model: AdaptedEncoder, pixels: torch.Tensor) -> torch.Tensor:
+    return model.head(model.embed(pixels))
+
+
+def encoder_features(model: AdaptedEncoder, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return (model.encoder.embed(pixels),)
+
+
+def head_on_features(model: AdaptedEncoder, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    return model.head(features[0])
+
+
+def save_adapter_file(model: AdaptedEncoder, folder: Path) -> None:
+    """Every trainable tensor outside the head into ``adapter.safetensors`` (if the method writes that file)."""
+    if ADAPTER_FILE not in model.method_record.facts.files:
+        return
+    from safetensors.torch import save_file
+
+    from ..atomic import atomic_write
+
+    state = model.trainable_state()
+    atomic_write(folder / ADAPTER_FILE, lambda tmp: save_file(state, tmp, metadata={"method": model.method}))
+
+
+def load_adapter_file(model: AdaptedEncoder, folder: AdaptedFolder) -> None:
+    """Load what ``save_adapter_file`` wrote (already read and checked by ``read_adapted_folder``)."""
+    if ADAPTER_FILE in model.method_record.facts.files:
+        model.load_trainable_state(folder.tensors[ADAPTER_FILE], str(folder.path / ADAPTER_FILE))
+
+
+@dataclass(frozen=True)
+class Method:
+    """Everything encoderzoo knows about one adaptation method.
+
+    The defaults describe a method that puts an optional module (``build``) on a frozen encoder and trains a
+    linear head on the embedding; a record overrides what its method does differently.
+    """
+
+    name: str
+    """The ``--method`` name, and the ``method`` of the folders it writes."""
+    settings: Callable[..., Any]
+    """The typed settings (a frozen dataclass), called with the fields of the saved ``method_config``."""
+    build: Callable[[Encoder, Any, Path | None], nn.Module | None]
+    """``build(encoder, settings, folder)``: the adapter module, or ``None`` where the method changes the encoder
+    in place; ``folder``: an adapted folder whose own files the method reads while building (LoRA), else ``None``."""
+    facts: MethodFacts
+    """The files it writes, its card text, citation and tags (registered with the core)."""
+    slot: str = "adapter"
+    """The ``AdaptedEncoder`` attribute holding the module, so its tensors are saved as ``SLOT.*``. The built-in
+    methods keep the names older folders and checkpoints use (``ace``, ``coop``, ``ace_lora``)."""
+    trains_encoder: bool = False
+    """Every encoder weight trains (``full``); otherwise the encoder is frozen and stays in eval mode."""
+    frozen_base: bool = False
+    """The encoder's outputs never change during training, so the loop computes ``frozen_features`` once."""
+    needs_text: bool = False
+    """The base is loaded with its text tower (``load(..., text=True)``)."""
+    uses_head: bool = True
+    """``False``: the logits come from the module; the head stays frozen at zero (kept so every folder has it)."""
+    embed: Callable[[AdaptedEncoder, torch.Tensor], torch.Tensor] = encoder_embedding
+    classify: Callable[[AdaptedEncoder, torch.Tensor], torch.Tensor] = head_logits
+    frozen_features: Callable[[AdaptedEncoder, torch.Tensor], tuple[torch.Tensor, ...]] = encoder_features
+    """What the frozen encoder gives the trainable part (only for ``frozen_base`` methods)."""
+    classify_features: Callable[[AdaptedEncoder, tuple[torch.Tensor, ...]], torch.Tensor] = head_on_features
+    """Logits from ``frozen_features``: equal to ``classify`` on the same pixels."""
+    contrastive_loss: Callable[..., torch.Tensor] | None = None
+    """``(model, pixels, rows, targets) -> loss``: the loop trains this instead of a loss on ``classify``."""
+    save: Callable[[AdaptedEncoder, Path], None] = save_adapter_file
+    """Write the method's files (``facts.files``) into a folder."""
+    load: Callable[[AdaptedEncoder, AdaptedFolder], None] = load_adapter_file
+    """Load them into a freshly built model."""
+    prepare: Callable[[dict[str, Any], ImageDataset, str], dict[str, Any]] | None = None
+    """``(method_config, data, dataset spec) -> method_config``: settings taken from the dataset (label names,
+    prompts), saved in the folder."""
+    before_training: Callable[[AdaptedEncoder, ImageDataset], str | None] | None = None
+    """Give the model what training needs from the dataset; returns what ``results.json`` records as
+    ``protocol.training_texts``."""
+    cli_options: Mapping[str, str] = field(default_factory=dict)
+    """``encoderzoo adapt`` option (its Python parameter name) -> settings field it feeds."""
+
+    def settings_from(self, config: Mapping[str, Any]) -> Any:
+        """The typed settings from a ``method_config`` (JSON lists back to tuples)."""
+        return self.settings(**tuples_from_json(config))
+
+
+_METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    """Make ``method`` known to ``AdaptedEncoder``, ``adapt``, the CLI, the folder checks and the card."""
+    if method.name in _METHODS:
+        raise AdapterError(f"an adaptation method named {method.name!r} is already registered")
+    _METHODS[method.name] = method
+    register_method_facts(method.name, method.facts)
+    return method
+
+
+def unregister(name: str) -> None:
+    """Forget method ``name`` (tests register and remove toy methods)."""
+    _METHODS.pop(name, None)
+    unregister_method_facts(name)
+
+
+def get_method(name: str) -> Method:
+    """The record of method ``name``; ``AdapterError`` lists the methods there are."""
+    if name not in _METHODS:
+        raise AdapterError(f"unknown adaptation method {name!r}; choose from {', '.join(_METHODS)}")
+    return _METHODS[name]
+
+
+def method_names() -> tuple[str, ...]:
+    """Every registered method, in registration order."""
+    return tuple(_METHODS)
+
+
+def settings_from_cli(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``method_config`` of method ``name`` from ``encoderzoo adapt``'s options (parameter name -> value)."""
+    return {setting: options[option] for option, setting in get_method(name).cli_options.items()}

@@ -1,0 +1,148 @@
+"""The method registry (issue 20): a method is one record; registering a toy one makes it trainable, savable,
+loadable and documented end to end, with no other module touched (the README's contributor walkthrough)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from typer.testing import CliRunner
+
+import encoderzoo
+from encoderzoo.adapted_folder import ADAPTER_FILE
+from encoderzoo.adapted_methods import MethodFacts
+from encoderzoo.adapters import METHODS, AdapterError, Method, TrainConfig, adapt, get_method, register, unregister
+from encoderzoo.adapters.methods import settings_from_cli
+from encoderzoo.cli import _METHOD_HELP, adapt_command, app
+from encoderzoo.encoder import Encoder
+
+from .datasets_fixtures import write_npz
+from .helpers import randomize_
+
+runner = CliRunner()
+
+
+# -- the walkthrough's module: a learned scale and shift of the embedding, plus the linear head ------------------
+
+
+@dataclass(frozen=True)
+class ScaleShiftSettings:
+    init_scale: float = 1.0
+
+
+class ScaleShift(nn.Module):
+    def __init__(self, dim: int, settings: ScaleShiftSettings) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((dim,), settings.init_scale))
+        self.shift = nn.Parameter(torch.zeros(dim))
+
+
+def build(encoder: Encoder, settings: ScaleShiftSettings, folder: Path | None) -> ScaleShift:
+    return ScaleShift(encoder.spec.output_dim, settings)
+
+
+def embed(model, pixels: torch.Tensor) -> torch.Tensor:
+    return model.encoder.embed(pixels) * model.adapter.scale + model.adapter.shift
+
+
+SCALE_SHIFT = Method(
+    name="scale-shift",
+    settings=ScaleShiftSettings,
+    build=build,
+    embed=embed,
+    facts=MethodFacts(
+        files=(ADAPTER_FILE,),
+        card_text="a learned scale and shift of each embedding dimension, plus a linear head",
+        citation="a toy method of the encoderzoo tests.",
+        tags=("scale-shift",),
+    ),
+)
+
+
+@pytest.fixture()
+def scale_shift():
+    register(SCALE_SHIFT)
+    yield SCALE_SHIFT
+    unregister(SCALE_SHIFT.name)
+
+
+@pytest.fixture()
+def vit_base(tmp_path):
+    encoder = randomize_(encoderzoo.load(encoderzoo.get_spec("dinov2-small").tiny_variant(), pretrained=False))
+    return f"local-dir:{encoderzoo.save_pretrained(encoder, tmp_path / 'base')}"
+
+
+def test_a_registered_method_adapts_saves_reloads_and_has_a_card(scale_shift, vit_base, tmp_path):
+    npz = write_npz(tmp_path / "d.npz", sizes=(12, 6, 6), classes=3)
+    out = tmp_path / "out"
+    config = TrainConfig(epochs=2, lr=0.05, batch_size=6)
+    results = adapt(
+        vit_base, f"npz:{npz}", "scale-shift", out, method_config={"init_scale": 2.0}, config=config, progress=False
+    )
+    assert results["protocol"]["method"] == "scale-shift" and "scale-shift" in encoderzoo.adapters.METHODS
+    saved = load_file(out / "adapter.safetensors")
+    assert set(saved) == {"adapter.scale", "adapter.shift"}  # the default slot
+    assert not torch.equal(saved["adapter.scale"], torch.full((32,), 2.0)), "the scale trained"
+    model = encoderzoo.load(f"local-dir:{out}")
+    torch.testing.assert_close(model.adapter.scale.detach(), saved["adapter.scale"], rtol=0, atol=0)
+    pixels = torch.randn(2, 3, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model.encoder.embed(pixels) * saved["adapter.scale"] + saved["adapter.shift"]
+        torch.testing.assert_close(model.embed(pixels), expected, rtol=0, atol=0)
+    card = (out / "README.md").read_text()
+    assert SCALE_SHIFT.facts.card_text in card and SCALE_SHIFT.facts.citation in card
+    assert "- scale-shift" in card.split("---")[1]  # the tags in the YAML header
+
+
+def test_the_cli_trains_a_registered_method(scale_shift, vit_base, tmp_path):
+    npz = write_npz(tmp_path / "d.npz", sizes=(12, 6, 6), classes=3)
+    args = ["adapt", "-e", vit_base, "-d", f"npz:{npz}", "-m", "scale-shift", "-o", str(tmp_path / "o")]
+    result = runner.invoke(app, [*args, "--device", "cpu", "--epochs", "1", "--batch-size", "6", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "o" / "encoderzoo.json").read_text())["method"] == "scale-shift"
+
+
+def test_unknown_and_duplicate_methods_are_refused(scale_shift):
+    with pytest.raises(AdapterError, match=r"unknown adaptation method 'nope'; choose from head, .*scale-shift"):
+        get_method("nope")
+    with pytest.raises(AdapterError, match="already registered"):
+        register(SCALE_SHIFT)
+
+
+def test_the_cli_help_and_options_match_the_registry():
+    """The help is written out (no torch at ``--help``): it must name every built-in method, and every option a
+    record reads must be a parameter of ``encoderzoo adapt``."""
+    assert all(m in _METHOD_HELP for m in METHODS)
+    parameters = set(inspect.signature(adapt_command).parameters)
+    for name in METHODS:
+        assert set(get_method(name).cli_options) <= parameters, name
+
+
+def test_cli_options_give_the_settings_each_method_had():
+    options = {
+        "rank": 8,
+        "alpha": 16.0,
+        "lora_dropout": 0.0,
+        "prompts": 10,
+        "top_k": 5,
+        "context_length": 16,
+        "class_specific": False,
+        "context_init": None,
+        "class_names": ["a", "b"],
+    }
+    assert settings_from_cli("lora", options) == {"r": 8, "alpha": 16.0, "dropout": 0.0}
+    assert settings_from_cli("vpt-deep", options) == {"num_prompts": 10}
+    assert settings_from_cli("ace-lora", options) == {"top_k": 5}
+    assert settings_from_cli("head", options) == {}
+    assert settings_from_cli("coop", options) == {
+        "context_length": 16,
+        "class_specific": False,
+        "init": None,
+        "class_names": ["a", "b"],
+    }
