@@ -29,7 +29,8 @@ from ..adapted_folder import (  # noqa: F401  (RESULTS_FILE, CHECKPOINT_DIR: re-
 )
 from ..atomic import atomic_write
 from ..engine import weights_fingerprint
-from ..loading import LOCAL_DIR_PREFIX, load, register_folder_kind
+from ..loading import load, register_folder_kind
+from ..names import parse_encoder_name
 from ..resolution import ImageSizeError
 from ..spec import EncoderSpec
 from .methods import get_method
@@ -126,7 +127,7 @@ def load_adapted(
     base_name = base_meta["name"]
     record = get_method(meta["method"])
     text = True if record.needs_text else None  # coop and ace-lora need the base's text tower
-    if base_name.startswith(LOCAL_DIR_PREFIX) or base_name.startswith("hf-hub:"):
+    if parse_encoder_name(base_name).saved:
         # at the size the adapter was trained at (a no-op where the base was saved at that size): one weight read
         try:
             base = load(base_name, attention=attention, text=text, image_size=saved_spec.input_size)

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import torch
 
+from ..names import parse_encoder_name
 from ..spec import EncoderSpec
 from .errors import NoTextTowerError
 from .tokenizer import SAVED_SUBFOLDER, TokenizerSource
-
-HF_HUB_PREFIX = "hf-hub:"
-LOCAL_DIR_PREFIX = "local-dir:"
 
 
 def canonical_text(spec: EncoderSpec, text: bool | None) -> bool:
@@ -44,9 +42,9 @@ def tokenizer_source(
     else the spec's pinned tokenizer repository."""
     if tokenizer is not None:
         return TokenizerSource(local_dir=Path(tokenizer).expanduser())
-    if isinstance(name, str) and name.startswith(LOCAL_DIR_PREFIX):
-        return TokenizerSource(local_dir=Path(name.removeprefix(LOCAL_DIR_PREFIX)).expanduser() / SAVED_SUBFOLDER)
-    if isinstance(name, str) and name.startswith(HF_HUB_PREFIX):
-        repo, _, revision = name.removeprefix(HF_HUB_PREFIX).partition("@")
-        return TokenizerSource(repo_id=repo, revision=revision or "main", subfolder=SAVED_SUBFOLDER)
+    ref = parse_encoder_name(name) if isinstance(name, str) else None
+    if ref is not None and ref.kind == "local-dir":
+        return TokenizerSource(local_dir=Path(ref.target).expanduser() / SAVED_SUBFOLDER)
+    if ref is not None and ref.kind == "hf-hub":
+        return TokenizerSource(repo_id=ref.target, revision=ref.revision, subfolder=SAVED_SUBFOLDER)
     return TokenizerSource.for_spec(spec)
