@@ -18,11 +18,13 @@ from ..atomic import atomic_write
 from ..data import open_dataset
 from ..devices import init_distributed_from_env, resolve_device
 from ..engine import weights_fingerprint
-from ..evaluate import device_name, versions
+from ..environment import device_name, versions
 from ..loading import load
 from ..paths import check_writable
 from ..per_label import per_label
 from ..probes import evaluate, summarize
+from ..probes.bootstrap import PROTOCOL as BOOTSTRAP_PROTOCOL
+from ..probes.bootstrap import add_intervals
 from ..probes.metrics import METRICS
 from ..trust import Trust
 from .folder import CHECKPOINT_DIR, RESULTS_FILE, describe, save_adapted
@@ -182,11 +184,12 @@ def adapt(
             "train_subset": None
             if not max_train
             else {"size": int(len(train_rows)), "stratified": True, "seed": config.seed, "of": int(len(labels))},
+            "confidence_intervals": dict(BOOTSTRAP_PROTOCOL),
         },
         "seeds": [config.seed],
         "probes": {
             "adapted": {
-                **{m: summarize([metrics[m]]) for m in METRICS},
+                **add_intervals({m: summarize([metrics[m]]) for m in METRICS}, test.labels, test_proba),
                 "auroc_skipped": metrics["auroc_skipped"],
                 **per_label(test.labels, metrics),
                 **trusted,

@@ -88,9 +88,16 @@ def test_head_adapter_learns_and_reloads_to_the_same_test_metrics(effnet_tiny, t
     data = open_dataset(SAMPLE)
     reader = SplitReader(data, "test", model, np.arange(data.num_samples("test")))
 
-    reloaded = evaluate(reader.labels, predict_proba(model, reader, data.task, 64), data.label_names)
+    proba = predict_proba(model, reader, data.task, 64)
+    reloaded = evaluate(reader.labels, proba, data.label_names)
     assert reloaded["accuracy"] == test_acc
     assert reloaded["auroc"] == results["probes"]["adapted"]["auroc"]["mean"]
+    # the adapted encoder's test metrics carry the probes' bootstrap intervals, over its own test probabilities
+    from encoderzoo.probes.bootstrap import confidence_intervals
+
+    intervals = confidence_intervals(reader.labels, proba)
+    for metric in ("accuracy", "balanced_accuracy", "auroc"):
+        assert results["probes"]["adapted"][metric]["ci95"] == pytest.approx(intervals[metric], abs=1e-12)
     meta = json.loads((tmp_path / "out" / "encoderzoo.json").read_text())
     assert meta["kind"] == "adapted" and meta["method"] == "head" and meta["trainable_params"] == 1280 + 1
 
