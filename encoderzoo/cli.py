@@ -314,7 +314,7 @@ def probe_command(
 
     probe_list, shot_list = [p.strip() for p in probes.split(",") if p.strip()], _int_list(shots, "--shots")
     check_probe_settings(probe_list, shot_list, seeds, batch_size)  # before torch is even imported
-    from .evaluate import results_table, run_probes
+    from .probe_job import results_table, run_probes
     from .trust import robustness_table, trust_table
 
     try:
@@ -410,7 +410,7 @@ def adapt_command(
     """Fine-tune an encoder on a dataset (early stopping on val, test scored once) and save a reloadable folder."""
     from .adapters import TrainConfig, adapt
     from .adapters.methods import settings_from_cli
-    from .evaluate import results_table
+    from .probe_job import results_table
 
     options = {  # every method option; the method's record picks those that feed its settings
         "rank": rank,

@@ -154,7 +154,7 @@ def test_folder_with_names_only_still_loads(tmp_path):
     ],
 )
 def test_probe_settings_are_refused_before_anything_loads(args, message, monkeypatch):
-    import encoderzoo.evaluate as evaluate
+    import encoderzoo.probe_job as evaluate
 
     monkeypatch.setattr(evaluate, "load", lambda *a, **k: pytest.fail("loaded an encoder before checking"))
     result = runner.invoke(app, ["probe", *args])
@@ -165,7 +165,7 @@ def test_probe_settings_are_refused_before_anything_loads(args, message, monkeyp
 
 
 def test_more_shots_than_the_smallest_class_has_is_refused_before_embedding(vit_base, tmp_path, monkeypatch):
-    import encoderzoo.evaluate as evaluate
+    import encoderzoo.probe_job as evaluate
 
     path = _npz_with_train_labels(tmp_path / "x.npz", np.array([0] * 6 + [1] * 3))
     monkeypatch.setattr(evaluate, "embed_splits", lambda *a, **k: pytest.fail("embedded before checking shots"))

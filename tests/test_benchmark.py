@@ -84,7 +84,7 @@ def test_a_cell_is_the_probe_job_and_models_load_once(data, tmp_path, monkeypatc
 
 
 def test_rerun_skips_finished_cells_and_another_suite_is_refused(data, tmp_path, monkeypatch):
-    import encoderzoo.evaluate as evaluate
+    import encoderzoo.probe_job as evaluate
 
     out = tmp_path / "run"
     assert _bench(_adhoc(["pixels"], data, out, "knn")).exit_code == 0
@@ -366,7 +366,7 @@ def _torchrun_worker(rank, world, port, datasets, out, log_dir, cache):
     import torch.distributed as dist
 
     import encoderzoo.engine as engine
-    import encoderzoo.evaluate as evaluate
+    import encoderzoo.probe_job as evaluate
     from encoderzoo.benchmark.command import run
 
     torch.set_num_threads(1)

@@ -109,7 +109,7 @@ def _metric_cells(node, path=()):
 
 @pytest.mark.parametrize("multilabel", [0, 3], ids=["single-label", "multi-label"])
 def test_every_test_metric_of_every_probe_has_an_interval(tmp_path, multilabel):
-    from encoderzoo.evaluate import run_probes
+    from encoderzoo.probe_job import run_probes
 
     from .datasets_fixtures import write_npz
 

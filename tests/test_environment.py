@@ -28,7 +28,7 @@ def test_one_cpu_label_everywhere_whatever_the_threads(monkeypatch):
     assert one == two and "thread" not in one
     assert bench.environment(torch.device("cpu"))["device"] == one
     assert script_environment()["device"] == one and "command" in script_environment()
-    from encoderzoo.evaluate import device_name
+    from encoderzoo.probe_job import device_name
 
     assert device_name("cpu") == one
 
@@ -50,3 +50,16 @@ def test_cpu_name_reads_the_model_name(monkeypatch, tmp_path):
 def test_versions_name_missing_packages():
     assert environment.versions(("numpy", "no-such-package-xyz"))["no-such-package-xyz"] == "not installed"
     assert set(environment.versions()) == set(environment.RESULT_PACKAGES)
+
+
+def test_the_old_probe_job_module_name_still_works_and_warns(monkeypatch):
+    import importlib
+
+    import pytest
+
+    import encoderzoo.probe_job as probe_job
+
+    monkeypatch.delitem(sys.modules, "encoderzoo.evaluate", raising=False)
+    with pytest.warns(DeprecationWarning, match="import encoderzoo.probe_job"):
+        old = importlib.import_module("encoderzoo.evaluate")
+    assert old.run_probes is probe_job.run_probes and old.results_table is probe_job.results_table

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import encoderzoo
-from encoderzoo.evaluate import results_table, run_probes
+from encoderzoo.probe_job import results_table, run_probes
 
 from .datasets_fixtures import write_npz
 

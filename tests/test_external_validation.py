@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 import encoderzoo
 from encoderzoo.cli import app
 from encoderzoo.data.vocabulary import NoCommonLabelsError
-from encoderzoo.evaluate import run_probes
 from encoderzoo.per_label import per_label, per_label_table
+from encoderzoo.probe_job import run_probes
 
 from .cxr_fixtures import write_covidx, write_mimic, write_rsna, write_siim
 from .datasets_fixtures import write_nih
@@ -182,7 +182,7 @@ def test_readme_external_validation_output_is_the_committed_run():
     import re
     from pathlib import Path
 
-    from encoderzoo.evaluate import results_table
+    from encoderzoo.probe_job import results_table
 
     root = Path(__file__).resolve().parents[1]
     results = json.loads((root / "benchmarks" / "results" / "external_validation_kermany_cpu.json").read_text())

@@ -19,7 +19,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
 from encoderzoo.embeddings import EmbeddingSet
-from encoderzoo.evaluate import knn_probe
+from encoderzoo.probe_job import knn_probe
 from encoderzoo.probes import (
     DEFAULT_C_GRID,
     KNNProbe,

@@ -9,7 +9,7 @@ import encoderzoo
 from encoderzoo.corruptions import PRESETS, unavailable
 from encoderzoo.data import open_dataset
 from encoderzoo.data.subset import SubsetDataset, stratified_rows
-from encoderzoo.evaluate import run_probes
+from encoderzoo.probe_job import run_probes
 from encoderzoo.robustness import CorruptedDataset
 
 from .datasets_fixtures import write_npz

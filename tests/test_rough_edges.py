@@ -84,7 +84,7 @@ def no_work(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("work started before --out was checked")
 
-    monkeypatch.setattr("encoderzoo.evaluate.run_probes", forbidden)
+    monkeypatch.setattr("encoderzoo.probe_job.run_probes", forbidden)
     monkeypatch.setattr("encoderzoo.loading.load", forbidden)
 
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import encoderzoo
 from encoderzoo.cli import app
-from encoderzoo.evaluate import run_probes
+from encoderzoo.probe_job import run_probes
 from encoderzoo.probes import evaluate
 from encoderzoo.probes.calibration import calibration_metrics
 

@@ -17,7 +17,7 @@ from encoderzoo.cli import app
 from encoderzoo.data import open_dataset
 from encoderzoo.data.table import CHEXPERT_LABELS, NIH_LABELS
 from encoderzoo.engine import embed_dataset
-from encoderzoo.evaluate import results_table, run_probes
+from encoderzoo.probe_job import results_table, run_probes
 from encoderzoo.probes import ZeroShotProbe, ensemble
 from encoderzoo.probes.calibration import calibration_metrics
 from encoderzoo.text import load_prompts

@@ -96,8 +96,8 @@ def run_cells(
     """Run every unfinished cell of ``suite`` in this shard (cell ``k`` belongs to shard ``k % N + 1``)."""
     from ..devices import init_distributed_from_env, resolve_device, world
     from ..engine import pinned_fingerprint, single_process
-    from ..evaluate import run_probes
     from ..loading import load
+    from ..probe_job import run_probes
 
     start = time.perf_counter()
     resolved = init_distributed_from_env(resolve_device(device))
