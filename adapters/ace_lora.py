@@ -319,6 +319,7 @@ register(
     Method(
         name="ace-lora",
         settings=method_config,
+        settings_fields=AceLoraSettings,
         build=build,
         slot="ace_lora",
         needs_text=True,

@@ -15,6 +15,9 @@ class NoSettings:
     """The settings of a method that has none. Its ``method_config`` is ``{}``; anything else in it is ignored, as
     it always was for these two methods."""
 
+    takes_no_settings = True
+    """Read by ``methods.setting_fields``: a user has nothing to set."""
+
     def __init__(self, **ignored: object) -> None:
         pass
 

@@ -11,7 +11,10 @@ registry. A method from outside the package registers itself the same way: ``reg
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+import functools
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,6 +123,8 @@ class Method:
     ``protocol.training_texts``."""
     cli_options: Mapping[str, str] = field(default_factory=dict)
     """``encoderzoo adapt`` option (its Python parameter name) -> settings field it feeds."""
+    settings_fields: type | None = None
+    """The dataclass whose fields a user may set (``--set``), where ``settings`` is not that dataclass itself."""
 
     def settings_from(self, config: Mapping[str, Any]) -> Any:
         """The typed settings from a ``method_config`` (JSON lists back to tuples)."""
@@ -159,3 +164,53 @@ def method_names() -> tuple[str, ...]:
 def settings_from_cli(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """The ``method_config`` of method ``name`` from ``encoderzoo adapt``'s options (parameter name -> value)."""
     return {setting: options[option] for option, setting in get_method(name).cli_options.items()}
+
+
+def setting_fields(name: str) -> dict[str, Any] | None:
+    """The settings a user may give method ``name`` and their defaults (``{}``: none; ``None``: not described,
+    any key is passed on). A ``functools.partial`` of a dataclass offers the fields it does not fix."""
+    record = get_method(name)
+    settings, fixed = record.settings_fields or record.settings, set()
+    if isinstance(settings, functools.partial):
+        settings, fixed = settings.func, set(settings.keywords)
+    if not dataclasses.is_dataclass(settings):
+        return {} if getattr(settings, "takes_no_settings", False) else None
+    return {
+        f.name: f.default if f.default is not dataclasses.MISSING else "(required)"
+        for f in dataclasses.fields(settings)
+        if f.init and f.name not in fixed
+    }
+
+
+def settings_from_pairs(name: str, pairs: Sequence[str]) -> dict[str, Any]:
+    """``encoderzoo adapt --set KEY=VALUE`` pairs as settings of method ``name``: any field of its settings, the
+    value read as JSON where it is JSON (``4``, ``0.5``, ``true``, ``["qkv"]``), else as text."""
+    fields = setting_fields(name)
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise AdapterError(f"--set {pair!r}: write KEY=VALUE, e.g. --set r=4")
+        if fields is not None and key not in fields:
+            raise AdapterError(f"--set {key}: method {name} has no setting {key!r}; its settings: {', '.join(fields)}")
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
+
+
+def methods_table() -> str:
+    """Every registered method: what it trains, whether it needs a text tower, and its settings with defaults
+    (``encoderzoo methods``)."""
+    lines = []
+    for name, record in _METHODS.items():
+        fields = setting_fields(name)
+        settings = ", ".join(f"{k}={v!r}" for k, v in fields.items()) if fields else "(none)"
+        if fields is None:
+            settings = "not described (any key is passed on)"
+        text = " (needs the base's text tower)" if record.needs_text else ""
+        summary = record.facts.card_text.replace("{targets}", "named by `targets` (default: the entry's)")
+        lines += [f"{name}: {summary}{text}", f"    settings: {settings}"]
+    return "\n".join(lines)

@@ -66,6 +66,14 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(code=2)
 
 
+@app.command("methods")
+def methods_command() -> None:
+    """List the adaptation methods `encoderzoo adapt --method` takes, with their settings (`--set KEY=VALUE`)."""
+    from .adapters.methods import methods_table
+
+    typer.echo(methods_table())
+
+
 @app.command("list")
 def list_command(
     pattern: str = typer.Argument("*", help="shell-style wildcard, e.g. 'dinov2-*'"),
@@ -143,9 +151,7 @@ def card_command(name: str = typer.Argument(..., help="registry name")) -> None:
         _fail(err)
 
 
-_METHOD_HELP = "head, lora, vpt, vpt-deep, ace-hgnn, full, coop or ace-lora (any method in encoderzoo.adapters.METHODS)"
-"""Written out, not read from the method registry: ``encoderzoo --help`` imports no torch, and the registry's
-modules do. ``tests/test_method_registry.py`` checks that it names every built-in method."""
+_METHOD_HELP = "adaptation method (`encoderzoo methods` lists every registered one with its settings)"
 _IMAGE_SIZE_HELP = (
     "run the encoder at this input size (default: the spec's; e.g. 224 for DINOv2, whose native size is 518); "
     "ViT position embeddings are resampled as upstream does"
@@ -371,6 +377,9 @@ def adapt_command(
         None, "--test-dataset", help="external validation: score this dataset's test split (labels both have)"
     ),
     method: str = typer.Option("lora", "--method", "-m", help=_METHOD_HELP),
+    set_settings: list[str] = typer.Option(
+        [], "--set", help="any setting of the method as KEY=VALUE, repeatable (--set r=4); see `encoderzoo methods`"
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="new folder for the adapted encoder"),
     rank: int = typer.Option(8, help="LoRA rank"),
     alpha: float = typer.Option(16.0, help="LoRA alpha (scale = alpha / rank)"),
@@ -409,7 +418,7 @@ def adapt_command(
 ) -> None:
     """Fine-tune an encoder on a dataset (early stopping on val, test scored once) and save a reloadable folder."""
     from .adapters import TrainConfig, adapt
-    from .adapters.methods import settings_from_cli
+    from .adapters.methods import settings_from_cli, settings_from_pairs
     from .probe_job import results_table
 
     options = {  # every method option; the method's record picks those that feed its settings
@@ -424,7 +433,7 @@ def adapt_command(
         "class_names": [n.strip() for n in class_names.split("|")] if class_names else None,
     }
     try:
-        settings = settings_from_cli(method, options)
+        settings = settings_from_cli(method, options) | settings_from_pairs(method, set_settings)
         config = TrainConfig(
             epochs=epochs,
             lr=lr,

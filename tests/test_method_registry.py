@@ -18,8 +18,8 @@ import encoderzoo
 from encoderzoo.adapted_folder import ADAPTER_FILE
 from encoderzoo.adapted_methods import MethodFacts
 from encoderzoo.adapters import METHODS, AdapterError, Method, TrainConfig, adapt, get_method, register, unregister
-from encoderzoo.adapters.methods import settings_from_cli
-from encoderzoo.cli import _METHOD_HELP, adapt_command, app
+from encoderzoo.adapters.methods import settings_from_cli, settings_from_pairs
+from encoderzoo.cli import adapt_command, app
 from encoderzoo.encoder import Encoder
 
 from .datasets_fixtures import write_npz
@@ -115,10 +115,43 @@ def test_unknown_and_duplicate_methods_are_refused(scale_shift):
         register(SCALE_SHIFT)
 
 
-def test_the_cli_help_and_options_match_the_registry():
-    """The help is written out (no torch at ``--help``): it must name every built-in method, and every option a
-    record reads must be a parameter of ``encoderzoo adapt``."""
-    assert all(m in _METHOD_HELP for m in METHODS)
+def test_encoderzoo_methods_lists_every_registered_method_with_its_settings(scale_shift):
+    result = runner.invoke(app, ["methods"])
+    assert result.exit_code == 0, result.output
+    for name in METHODS:
+        assert f"\n{name}: " in f"\n{result.output}", name
+    assert "scale-shift: a learned scale and shift" in result.output and "settings: init_scale=1.0" in result.output
+    assert "lora: LoRA (peft) on the modules named by `targets`" in result.output
+    assert "head: linear head on the frozen encoder\n    settings: (none)" in result.output
+    assert "vpt-deep: " in result.output and "settings: num_prompts=10\n" in result.output  # deep is fixed
+
+
+def test_set_gives_any_setting_of_the_method(scale_shift, vit_base, tmp_path):
+    assert settings_from_pairs("lora", ["r=4", 'targets=["qkv"]', "dropout=0.1"]) == {
+        "r": 4,
+        "targets": ["qkv"],
+        "dropout": 0.1,
+    }
+    assert settings_from_pairs("coop", ["init=a photo of a", "class_specific=true"]) == {
+        "init": "a photo of a",
+        "class_specific": True,
+    }
+    with pytest.raises(AdapterError, match="write KEY=VALUE"):
+        settings_from_pairs("lora", ["r"])
+    with pytest.raises(AdapterError, match="method lora has no setting 'rank'; its settings: r, alpha, dropout"):
+        settings_from_pairs("lora", ["rank=4"])
+    npz = write_npz(tmp_path / "d.npz", sizes=(12, 6, 6), classes=3)
+    args = ["adapt", "-e", vit_base, "-d", f"npz:{npz}", "-m", "scale-shift", "--device", "cpu", "--epochs", "1"]
+    result = runner.invoke(app, [*args, "--batch-size", "6", "-o", str(tmp_path / "o"), "--set", "init_scale=3.0"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "o" / "encoderzoo.json").read_text())["method_config"] == {"init_scale": 3.0}
+    bad = runner.invoke(app, [*args, "-o", str(tmp_path / "bad"), "--set", "scale=2"])
+    assert bad.exit_code != 0 and "has no setting 'scale'; its settings: init_scale" in bad.output
+    assert not (tmp_path / "bad").exists()
+
+
+def test_cli_options_feed_the_registry():
+    """Every option a record reads must be a parameter of ``encoderzoo adapt``."""
     parameters = set(inspect.signature(adapt_command).parameters)
     for name in METHODS:
         assert set(get_method(name).cli_options) <= parameters, name
