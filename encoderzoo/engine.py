@@ -264,9 +264,25 @@ def _embed_split(
     return EmbeddingSet.load(final)
 
 
+def mixed_widths_error(encoder: str, dataset: str, split: str, where: str) -> InputError:
+    """The error for images whose embeddings differ in width (the ``pixels`` control keeps each image's channels)."""
+    return InputError(
+        f"{encoder} keeps each image's channels, and {dataset} {split} mixes grayscale and colour images ({where}): "
+        "their embeddings would differ in width. Store the images in one mode (all RGB or all grayscale), or use "
+        "an encoder that converts them (every zoo encoder does)."
+    )
+
+
 def _assemble(dataset, split, parts, provenance, device_name) -> EmbeddingSet:
-    kept = torch.cat([p[0] for p in parts]).numpy() if parts else np.zeros(0, np.int64)
-    features = torch.cat([p[1] for p in parts]) if parts else torch.zeros(0, 0)
+    """One ``EmbeddingSet`` from ``(kept rows, features)`` parts (chunks, or ranks' chunks), in order."""
+    filled = [p for p in parts if len(p[0])]
+    widths = sorted({int(p[1].shape[1]) for p in filled})
+    if len(widths) > 1:
+        where = f"parts of {' and '.join(map(str, widths))} features"
+        raise mixed_widths_error(provenance.get("encoder", "the encoder"), dataset.spec, split, where)
+    kept = torch.cat([p[0] for p in filled]).numpy() if filled else np.zeros(0, np.int64)
+    width = widths[0] if widths else (int(parts[0][1].shape[1]) if parts else 0)
+    features = torch.cat([p[1] for p in filled]) if filled else torch.zeros(0, width)
     ids = dataset.sample_ids(split)
     skipped = sorted(set(range(dataset.num_samples(split))) - set(kept.tolist()))
     metadata = {
@@ -317,12 +333,12 @@ class _Runner:
         try:
             for (lo, hi), images in read_ahead(lambda rows: self.dataset.read(self.split, *rows), bounds):
                 rows, out = self._embed_batch(images, lo, hi)
-                if feats and out.shape[1] != feats[0].shape[1]:
-                    raise InputError(
-                        self._mixed_widths(f"rows {lo}:{hi} give {out.shape[1]}, earlier rows {feats[0].shape[1]}")
-                    )
-                kept.append(rows)
-                feats.append(out)
+                if len(rows):  # a batch whose images were all skipped adds nothing (and has no width of its own)
+                    if feats and out.shape[1] != feats[0].shape[1]:
+                        where = f"rows {lo}:{hi} give {out.shape[1]} features, earlier rows {feats[0].shape[1]}"
+                        raise mixed_widths_error(self.encoder.spec.name, self.dataset.spec, self.split, where)
+                    kept.append(rows)
+                    feats.append(out)
                 bar.update(hi - lo)
         finally:
             if own_bar:  # closed before an error propagates, so it is printed on a line of its own
@@ -331,13 +347,6 @@ class _Runner:
         return (
             torch.cat(kept) if kept else torch.zeros(0, dtype=torch.int64),
             torch.cat(feats) if feats else torch.zeros(0, width),
-        )
-
-    def _mixed_widths(self, where: str) -> str:
-        return (
-            f"{self.encoder.spec.name} keeps each image's channels, and {self.dataset.spec} {self.split} mixes "
-            f"grayscale and colour images ({where}): their embeddings would differ in width. Store the images in "
-            "one mode (all RGB or all grayscale), or use an encoder that converts them (every zoo encoder does)."
         )
 
     def _pixels(self, images) -> torch.Tensor:
@@ -355,7 +364,8 @@ class _Runner:
                 return torch.zeros(0, dtype=torch.int64), torch.zeros(0, self.encoder.spec.output_dim)
             channels = sorted({p.shape[1] for p in pixels})
             if len(channels) > 1:
-                raise InputError(self._mixed_widths(f"rows {lo}:{hi} have {' and '.join(map(str, channels))} channels"))
+                where = f"rows {lo}:{hi} have {' and '.join(map(str, channels))} channels"
+                raise mixed_widths_error(self.encoder.spec.name, self.dataset.spec, self.split, where)
             x = torch.cat(pixels)
         else:
             rows, x = list(range(lo, hi)), self._pixels(images)

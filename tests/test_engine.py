@@ -325,3 +325,21 @@ def test_pixels_on_mixed_gray_and_colour_images_is_a_clear_error(tmp_path, batch
     data = open_dataset(f"folder:{tmp_path}")
     with pytest.raises(InputError, match=r"pixels@8 keeps each image's channels.*mixes grayscale and colour"):
         embed_dataset(pixels, data, "train", batch_size=batch_size, use_cache=False)
+    # through the cache, the gray and colour files in different chunks: the chunks' widths differ
+    with pytest.raises(InputError, match=r"mixes grayscale and colour images \(parts of 64 and 192 features\)"):
+        embed_dataset(pixels, data, "train", batch_size=1, chunk_size=2, cache_dir=tmp_path / "cache")
+
+
+def test_pixels_on_gray_images_with_a_skipped_batch(tmp_path):
+    """A batch whose images were all skipped (corrupt) has no width: an all-grayscale folder still embeds."""
+    rng = np.random.default_rng(0)
+    lines = ["path,split,label"]
+    for i in range(4):
+        write_png(tmp_path / f"{i}.png", rng.integers(0, 256, (28, 28), np.uint8))
+        lines.append(f"{i}.png,train,{i % 2}")
+    (tmp_path / "3.png").write_bytes((tmp_path / "3.png").read_bytes()[:30])
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    data = open_dataset(f"folder:{tmp_path}?skip_corrupt=1")
+    for kwargs in ({"use_cache": False}, {"chunk_size": 3, "cache_dir": tmp_path / "cache"}):
+        result = embed_dataset(encoderzoo.load("pixels@8"), data, "train", batch_size=3, **kwargs)
+        assert result.features.shape == (3, 64) and result.metadata["skipped"] == ["3.png"]
