@@ -75,7 +75,7 @@ class CoopSettings:
     class_specific: bool = False
     init: str | None = None
     class_names: tuple[str, ...] = field(default=())
-    task: str = ""
+    task: str = field(default="", metadata={"from_dataset": True})
 
     def __post_init__(self) -> None:
         if self.context_length < 1:

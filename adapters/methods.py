@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import types
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,8 +129,17 @@ class Method:
     """The dataclass whose fields a user may set (``--set``), where ``settings`` is not that dataclass itself."""
 
     def settings_from(self, config: Mapping[str, Any]) -> Any:
-        """The typed settings from a ``method_config`` (JSON lists back to tuples)."""
-        return self.settings(**tuples_from_json(config))
+        """The typed settings from a ``method_config`` (JSON lists back to tuples); a key the method fixes
+        (``vpt``'s ``deep``) or does not know is an ``AdapterError``."""
+        fixed = set(self.settings.keywords) if isinstance(self.settings, functools.partial) else set()
+        if fixed & set(config):
+            raise AdapterError(
+                f"method {self.name} fixes {sorted(fixed & set(config))}: leave them out of its settings"
+            )
+        try:
+            return self.settings(**tuples_from_json(config))
+        except TypeError as err:
+            raise AdapterError(f"method {self.name} cannot take the settings {dict(config)}: {err}") from None
 
 
 _METHODS: dict[str, Method] = {}
@@ -163,42 +174,89 @@ def method_names() -> tuple[str, ...]:
 
 def settings_from_cli(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """The ``method_config`` of method ``name`` from ``encoderzoo adapt``'s options (parameter name -> value)."""
-    return {setting: options[option] for option, setting in get_method(name).cli_options.items()}
+    record = get_method(name)
+    unknown = sorted(set(record.cli_options) - set(options))
+    if unknown:
+        raise AdapterError(f"method {name} reads options encoderzoo adapt does not have: {unknown}; use --set")
+    return {setting: options[option] for option, setting in record.cli_options.items()}
 
 
-def setting_fields(name: str) -> dict[str, Any] | None:
-    """The settings a user may give method ``name`` and their defaults (``{}``: none; ``None``: not described,
-    any key is passed on). A ``functools.partial`` of a dataclass offers the fields it does not fix."""
+def _user_fields(name: str) -> tuple[list[dataclasses.Field], dict[str, Any]] | None:
+    """The fields of method ``name``'s settings a user may set, with their type hints (``None``: not described).
+    A ``functools.partial`` fixes some fields; fields with ``metadata={"from_dataset": True}`` are filled by
+    ``adapt`` from the dataset."""
     record = get_method(name)
     settings, fixed = record.settings_fields or record.settings, set()
     if isinstance(settings, functools.partial):
         settings, fixed = settings.func, set(settings.keywords)
     if not dataclasses.is_dataclass(settings):
-        return {} if getattr(settings, "takes_no_settings", False) else None
-    return {
-        f.name: f.default if f.default is not dataclasses.MISSING else "(required)"
-        for f in dataclasses.fields(settings)
-        if f.init and f.name not in fixed
-    }
+        return ([], {}) if getattr(settings, "takes_no_settings", False) else None
+    fields = [
+        f for f in dataclasses.fields(settings) if f.init and f.name not in fixed and not f.metadata.get("from_dataset")
+    ]
+    return fields, typing.get_type_hints(settings)
+
+
+def setting_fields(name: str) -> dict[str, Any] | None:
+    """The settings a user may give method ``name`` and their defaults (``{}``: none; ``None``: not described,
+    any key is passed on)."""
+    described = _user_fields(name)
+    if described is None:
+        return None
+    return {f.name: f.default if f.default is not dataclasses.MISSING else "(required)" for f in described[0]}
 
 
 def settings_from_pairs(name: str, pairs: Sequence[str]) -> dict[str, Any]:
-    """``encoderzoo adapt --set KEY=VALUE`` pairs as settings of method ``name``: any field of its settings, the
-    value read as JSON where it is JSON (``4``, ``0.5``, ``true``, ``["qkv"]``), else as text."""
-    fields = setting_fields(name)
+    """``encoderzoo adapt --set KEY=VALUE`` pairs as settings of method ``name``, each value converted to its
+    field's type (``true``/``false``, numbers, ``none`` for optional fields, a JSON list for tuples); a method
+    whose settings are not described takes JSON where the value is JSON, else text."""
+    described = _user_fields(name)
+    hints = {f.name: described[1][f.name] for f in described[0]} if described is not None else None
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         key = key.strip()
         if not sep or not key:
             raise AdapterError(f"--set {pair!r}: write KEY=VALUE, e.g. --set r=4")
-        if fields is not None and key not in fields:
-            raise AdapterError(f"--set {key}: method {name} has no setting {key!r}; its settings: {', '.join(fields)}")
-        try:
-            out[key] = json.loads(text)
-        except json.JSONDecodeError:
-            out[key] = text
+        if hints is not None and key not in hints:
+            known = f"its settings: {', '.join(hints)}" if hints else "it takes no settings"
+            raise AdapterError(f"--set {key}: method {name} has no setting {key!r}; {known}")
+        out[key] = _typed(text, hints[key], f"--set {key}") if hints is not None else _json_or_text(text)
     return out
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _typed(text: str, hint: Any, where: str) -> Any:
+    """``text`` as a value of type ``hint`` (bool, int, float, str, tuples and lists as JSON lists, ``X | None``)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if type(None) in args and text.strip().lower() in ("none", "null"):
+            return None
+        return _typed(text, next(a for a in args if a is not type(None)), where)
+    if hint is bool:
+        words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+        if text.strip().lower() not in words:
+            raise AdapterError(f"{where}={text!r}: write true or false")
+        return words[text.strip().lower()]
+    if hint in (int, float):
+        try:
+            return hint(text)
+        except ValueError:
+            raise AdapterError(f"{where}={text!r}: write a number ({hint.__name__})") from None
+    if typing.get_origin(hint) in (tuple, list) or hint in (tuple, list):
+        value = _json_or_text(text)
+        if not isinstance(value, list):
+            raise AdapterError(f'{where}={text!r}: write a JSON list, e.g. {where.split()[-1]}=\'["a", "b"]\'')
+        return value
+    if hint is str:
+        return text
+    return _json_or_text(text)
 
 
 def methods_table() -> str:

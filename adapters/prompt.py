@@ -216,7 +216,7 @@ CITATION = "Jia M, et al. Visual Prompt Tuning. ECCV 2022. arXiv:2203.12119"
 register(
     Method(
         name="vpt",
-        settings=PromptSettings,
+        settings=functools.partial(PromptSettings, deep=False),
         build=build,
         cli_options={"prompts": "num_prompts"},
         facts=MethodFacts(

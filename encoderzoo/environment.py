@@ -34,12 +34,13 @@ def cpu_name() -> str:
 
 
 def device_name(device: Any) -> str:
-    """The GPU's name for a CUDA device (``torch.device`` or a string such as ``cuda:1``), else the CPU's."""
+    """The GPU's name for a CUDA device (``torch.device`` or a string such as ``cuda:1``), the CPU's for the CPU,
+    else the device's own name (``mps``)."""
     if str(device).startswith("cuda"):
         import torch
 
         return torch.cuda.get_device_name(device)
-    return cpu_name()
+    return cpu_name() if str(device).startswith("cpu") else str(device)  # mps, xpu ...: their type
 
 
 def package_version(package: str) -> str:

@@ -26,6 +26,7 @@ def test_one_cpu_label_everywhere_whatever_the_threads(monkeypatch):
     finally:
         torch.set_num_threads(threads)
     assert one == two and "thread" not in one
+    assert environment.device_name("mps") == "mps"  # not the CPU's name for another accelerator
     assert bench.environment(torch.device("cpu"))["device"] == one
     assert script_environment()["device"] == one and "command" in script_environment()
     from encoderzoo.probe_job import device_name

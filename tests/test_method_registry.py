@@ -138,6 +138,38 @@ def test_set_gives_any_setting_of_the_method(scale_shift, vit_base, tmp_path):
     }
     with pytest.raises(AdapterError, match="write KEY=VALUE"):
         settings_from_pairs("lora", ["r"])
+    # each value takes its field's type: Python-style booleans, numbers like .1, none for optional fields
+    assert settings_from_pairs("coop", ["class_specific=False", "context_length=8", "init=none"]) == {
+        "class_specific": False,
+        "context_length": 8,
+        "init": None,
+    }
+    assert settings_from_pairs("ace-lora", ["learnable_logit_scale=False", "alpha=16.", "dropout=.1"]) == {
+        "learnable_logit_scale": False,
+        "alpha": 16.0,
+        "dropout": 0.1,
+    }
+    assert settings_from_pairs("coop", ["init=1"]) == {"init": "1"}  # a str field keeps the text
+    for bad, message in (
+        ("class_specific=maybe", "write true or false"),
+        ("context_length=8.5", "write a number \\(int\\)"),
+        ("class_names=a|b", "write a JSON list"),
+        ("task=binary", "no setting 'task'"),  # filled from the dataset, not a user setting
+    ):
+        with pytest.raises(AdapterError, match=message):
+            settings_from_pairs("coop", [bad])
+    with pytest.raises(AdapterError, match="method head has no setting 'r'; it takes no settings"):
+        settings_from_pairs("head", ["r=4"])
+    # vpt is shallow and vpt-deep deep whatever the settings say: a fixed field is refused, not overridden
+    with pytest.raises(AdapterError, match="no setting 'deep'"):
+        settings_from_pairs("vpt", ["deep=true"])
+    for name, deep in (("vpt", True), ("vpt-deep", False)):
+        with pytest.raises(AdapterError, match=f"method {name} fixes \\['deep'\\]"):
+            get_method(name).settings_from({"num_prompts": 2, "deep": deep})
+    assert get_method("vpt").settings_from({"num_prompts": 2}).deep is False
+    assert get_method("vpt-deep").settings_from({"num_prompts": 2}).deep is True
+    with pytest.raises(AdapterError, match="method lora cannot take the settings"):
+        get_method("lora").settings_from({"rank": 4})
     with pytest.raises(AdapterError, match="method lora has no setting 'rank'; its settings: r, alpha, dropout"):
         settings_from_pairs("lora", ["rank=4"])
     npz = write_npz(tmp_path / "d.npz", sizes=(12, 6, 6), classes=3)
