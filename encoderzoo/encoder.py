@@ -14,6 +14,7 @@ from .attention import set_attention
 from .errors import InputError, StateDictMismatchError
 from .spec import EncoderSpec
 from .text.errors import NoTextTowerError
+from .text.tokenizer import TokenizerSource
 from .text.tower import TextTower
 from .text.towers import build_text_tower, set_text_attention
 from .transforms import Preprocess
@@ -103,6 +104,19 @@ class Encoder(nn.Module):
             return Tokens(patches[:, :0], patches)
         npt = self.spec.num_prefix_tokens
         return Tokens(feats[:, :npt], feats[:, npt:])
+
+    @property
+    def tokenizer_source(self) -> TokenizerSource | None:
+        """Deprecated: where the text tower's tokenizer is read from now lives on the tower
+        (``encoder.text.tokenizer_source``); this forwards to it (``None`` for an image-only encoder)."""
+        return self.text.tokenizer_source if self.text is not None else None
+
+    @tokenizer_source.setter
+    def tokenizer_source(self, source: TokenizerSource | None) -> None:
+        if self.text is not None:
+            self.text.tokenizer_source = source
+        elif source is not None:
+            self.require_text_tower()  # the one "no text tower" error
 
     def require_text_tower(self) -> TextTower:
         """``self.text``, or a ``NoTextTowerError`` saying why there is none."""

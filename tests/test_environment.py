@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from encoderzoo import bench, environment
@@ -56,11 +57,18 @@ def test_versions_name_missing_packages():
 def test_the_old_probe_job_module_name_still_works_and_warns(monkeypatch):
     import importlib
 
-    import pytest
-
     import encoderzoo.probe_job as probe_job
 
     monkeypatch.delitem(sys.modules, "encoderzoo.evaluate", raising=False)
     with pytest.warns(DeprecationWarning, match="import encoderzoo.probe_job"):
         old = importlib.import_module("encoderzoo.evaluate")
     assert old.run_probes is probe_job.run_probes and old.results_table is probe_job.results_table
+
+
+def test_the_old_module_still_exports_what_adapt_imported_from_it(monkeypatch):
+    import importlib
+
+    monkeypatch.delitem(sys.modules, "encoderzoo.evaluate", raising=False)
+    with pytest.warns(DeprecationWarning):
+        old = importlib.import_module("encoderzoo.evaluate")
+    assert old.device_name is environment.device_name and old.versions is environment.versions

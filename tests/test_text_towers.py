@@ -347,3 +347,34 @@ def test_hf_hub_saved_encoder_brings_its_tokenizer_offline(medsiglip, tmp_path, 
     )
     with torch.no_grad():
         assert torch.equal(again.encode_text(TEXTS), enc.encode_text(TEXTS))
+
+
+def test_the_old_text_names_still_work_and_warn(medsiglip, monkeypatch):
+    """Deprecated before removal: encoderzoo.text.api's free functions, towers.image_text_logits and
+    Encoder.tokenizer_source forward to the TextTower and give what the Encoder methods give."""
+    import importlib
+    import sys
+
+    from encoderzoo.text.tower import image_text_logits
+    from encoderzoo.text.towers import image_text_logits as old_logits
+
+    spec, _, path, tokenizer = medsiglip
+    enc = encoderzoo.load(spec, weights=path, text=True, tokenizer=tokenizer)
+    monkeypatch.delitem(sys.modules, "encoderzoo.text.api", raising=False)
+    with pytest.warns(DeprecationWarning, match="encoderzoo.text.api is deprecated"):
+        api = importlib.import_module("encoderzoo.text.api")
+    with torch.no_grad():
+        texts = api.encode_text(enc, TEXTS, normalize=True)
+        assert torch.equal(texts, enc.encode_text(TEXTS, normalize=True))
+        image = torch.nn.functional.normalize(torch.randn(2, texts.shape[1]), dim=-1)
+        assert torch.equal(api.similarity(enc, image, texts), enc.similarity(image, texts))
+    assert api.text_tower(enc) is enc.text and api.tokenizer_of(enc) is enc.text.tokenizer
+    assert old_logits is image_text_logits
+    assert enc.tokenizer_source is enc.text.tokenizer_source
+    moved = TokenizerSource(local_dir=tokenizer)
+    enc.tokenizer_source = moved
+    assert enc.text.tokenizer_source is moved
+    image_only = encoderzoo.load(encoderzoo.get_spec("dinov2-small").tiny_variant(), pretrained=False)
+    assert image_only.tokenizer_source is None
+    with pytest.raises(NoTextTowerError, match="image-only"):
+        image_only.tokenizer_source = moved

@@ -8,7 +8,7 @@ from .bert import BertTextTower
 from .errors import NoTextTowerError
 from .siglip import SiglipTextTower
 from .tokenizer import TokenizerSource
-from .tower import TextTower
+from .tower import TextTower, image_text_logits  # noqa: F401  (image_text_logits: its old import path)
 
 TOWERS: dict[str, type[TextTower]] = {"bert": BertTextTower, "siglip": SiglipTextTower}
 
