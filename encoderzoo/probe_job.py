@@ -68,7 +68,7 @@ def knn_probe(
         result |= trust.assess("knn", (val.ids, val_true, val_proba[best_k]), (test.ids, test_true, test_proba), names)
     if fitted is not None:
         fitted["knn"] = probe
-    if train.labels.ndim == 1 and len(train) >= 11:
+    if len(train) >= 11:  # multi-label too: each label's majority of the 11 (odd, so never a tie), as the paper
         plus = KNNProbe.medmnist_plus(device=device).fit(train.features.numpy(), train.labels)
         truth, proba = plus.column_targets(test.labels), plus.predict_proba(test.features.numpy())
         plus_metrics = add_intervals(_single(evaluate(truth, proba, names)), truth, proba)

@@ -37,6 +37,19 @@ def test_multilabel_run_covers_every_probe(tiny_encoder_dir, tmp_path):
     assert budget["size"] == 30 and len(budget["random"]["auroc"]["values"]) == 2
     assert "near_duplicates" in probes["curation"]
     assert "knn" in results_table(results)
+    # the MedMNIST+ kNN on multi-label data, as the paper's knn_majority_vote + get_ACC_kNN compute it:
+    # each label's mean over the 11 Euclidean neighbours > 0.5, accuracy averaged over labels
+    from sklearn.neighbors import NearestNeighbors
+
+    from encoderzoo.data import open_dataset
+    from encoderzoo.engine import embed_dataset
+
+    encoder, dataset = encoderzoo.load(f"local-dir:{tiny_encoder_dir}"), open_dataset(f"npz:{data}")
+    train, test = (embed_dataset(encoder, dataset, s, use_cache=False, progress=False) for s in ("train", "test"))
+    _, index = NearestNeighbors(n_neighbors=11).fit(train.features.numpy()).kneighbors(test.features.numpy())
+    predicted = train.labels[index].mean(axis=1) > 0.5
+    paper_acc = np.mean([(predicted[:, j] == test.labels[:, j]).mean() for j in range(test.labels.shape[1])])
+    assert probes["knn"]["medmnist_plus"]["accuracy"]["mean"] == pytest.approx(paper_acc, abs=1e-12)
 
 
 def test_probes_refuse_a_dataset_without_val(tiny_encoder_dir, tmp_path):
