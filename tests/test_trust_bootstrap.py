@@ -91,3 +91,17 @@ def test_every_probe_result_carries_trust_intervals():
     # without a validation split: calibration before scaling only, still with intervals
     alone = Trust().assess("knn", None, (ids[300:], y[300:], proba[300:]), None)
     assert "ci95" in alone["calibration"]["ece"] and "skipped" in alone["conformal"]
+
+
+def test_ece_intervals_sit_above_a_perfect_calibration():
+    """What the README warns about: on perfectly calibrated data (y drawn with the predicted probability) the true
+    ECE is 0, yet the percentile interval of an absolute-value statistic lies above it, around the point value."""
+    from encoderzoo.probes.trust_bootstrap import trust_intervals
+
+    rng = np.random.default_rng(0)
+    p = rng.random(5000)
+    y = (rng.random(5000) < p).astype(np.int64)
+    proba = np.stack([1 - p, p], 1)
+    point = calibration_metrics(y, proba)["ece"]
+    low, high = trust_intervals(y, {"calibration": proba}, None)["calibration"]["ece"]
+    assert 0 < low and point < high
