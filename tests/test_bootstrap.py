@@ -130,8 +130,8 @@ def test_every_test_metric_of_every_probe_has_an_interval(tmp_path, multilabel):
         for path, cell in _metric_cells(results["probes"])
         if path[-1] in ("accuracy", "balanced_accuracy", "auroc") and not {"calibration", "conformal"} & set(path)
     ]
-    # knn (+ its medmnist+ preset, single-label only), linear, curation curated + random, fewshot 3 classes x 2 shots
-    expected = 3 * (1 + 1 + 2) if multilabel else 3 * (2 + 1 + 2 + 3 * 2)
+    # knn (+ its medmnist+ preset), linear, curation curated + random, fewshot (single-label) 3 classes x 2 shots
+    expected = 3 * (2 + 1 + 2) if multilabel else 3 * (2 + 1 + 2 + 3 * 2)
     assert len(cells) == expected, [p for p, _ in cells]
     for path, cell in cells:
         low, high = cell["ci95"]
