@@ -91,6 +91,8 @@ class AdaptedEncoder(nn.Module):
         record = get_method(method)
         if lora_folder is not None:
             warnings.warn("AdaptedEncoder(lora_folder=) is deprecated; pass folder=", DeprecationWarning, stacklevel=2)
+            if folder is not None and Path(folder) != Path(lora_folder):
+                raise AdapterError(f"folder={folder!s} and the deprecated lora_folder={lora_folder!s} disagree")
             folder = lora_folder
         self.method_record: Method = record
         self.encoder = encoder

@@ -211,3 +211,11 @@ def test_cli_options_give_the_settings_each_method_had():
         "init": None,
         "class_names": ["a", "b"],
     }
+
+
+def test_the_deprecated_lora_folder_must_agree_with_folder(tmp_path):
+    from encoderzoo.adapters import AdaptedEncoder
+
+    base = encoderzoo.load(encoderzoo.get_spec("dinov2-small").tiny_variant(), pretrained=False)
+    with pytest.warns(DeprecationWarning), pytest.raises(AdapterError, match="disagree"):
+        AdaptedEncoder(base, "lora", {}, 2, folder=tmp_path / "a", lora_folder=tmp_path / "b")
