@@ -74,17 +74,21 @@ def confidence_intervals(
     sets = [probas] if isinstance(probas, np.ndarray) else list(probas)
     blocks = [[bootstrap_metrics(y_true, p, c) for p in sets] for c in _count_blocks(y_true, resamples, seed)]
     out: dict[str, list[float | None]] = {}
-    tail = (1.0 - level) / 2.0 * 100.0
     for m in METRICS:
         stacked = np.concatenate([np.stack([r[m] for r in per_set]) for per_set in blocks], axis=1)
-        values = _nanmean_rows(stacked)
-        finite = values[np.isfinite(values)]
-        if len(finite) == 0:
-            out[m] = [None, None]
-        else:
-            low, high = np.percentile(finite, [tail, 100.0 - tail])
-            out[m] = [float(low), float(high)]
+        out[m] = percentile_interval(_nanmean_rows(stacked), level)
     return out
+
+
+def percentile_interval(values: np.ndarray, level: float = LEVEL) -> list[float | None]:
+    """``[low, high]``: the central ``level`` percentile interval of the finite resampled ``values``
+    (``[None, None]`` when none is finite)."""
+    finite = values[np.isfinite(values)]
+    if len(finite) == 0:
+        return [None, None]
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(finite, [tail, 100.0 - tail])
+    return [float(low), float(high)]
 
 
 def add_intervals(summary: Mapping[str, dict], y_true: np.ndarray, probas: np.ndarray | Sequence[np.ndarray]) -> dict:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bootstrap import LEVEL, RESAMPLES, SEED, _count_blocks, _nanmean_rows
+from .bootstrap import LEVEL, RESAMPLES, SEED, _count_blocks, _nanmean_rows, percentile_interval
 from .calibration import EPS, bin_edges
 
 CALIBRATION_METRICS = ("ece", "mce", "brier", "nll")
@@ -110,13 +110,7 @@ def trust_intervals(
         if conformal is not None:
             for m, v in bootstrap_conformal(*conformal, counts).items():
                 collected.setdefault("conformal", {}).setdefault(m, []).append(v)
-    tail = (1.0 - level) / 2.0 * 100.0
-    out: dict[str, dict[str, list[float | None]]] = {}
-    for name, metrics in collected.items():
-        out[name] = {}
-        for m, blocks in metrics.items():
-            values = np.concatenate(blocks)
-            finite = values[np.isfinite(values)]
-            low, high = np.percentile(finite, [tail, 100.0 - tail]) if len(finite) else (None, None)
-            out[name][m] = [float(low), float(high)] if low is not None else [None, None]
-    return out
+    return {
+        name: {m: percentile_interval(np.concatenate(blocks), level) for m, blocks in metrics.items()}
+        for name, metrics in collected.items()
+    }
