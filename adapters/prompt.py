@@ -213,33 +213,22 @@ def build(encoder: Encoder, settings: PromptSettings, folder: Path | None) -> No
 
 
 CITATION = "Jia M, et al. Visual Prompt Tuning. ECCV 2022. arXiv:2203.12119"
-register(
-    Method(
-        name="vpt",
-        settings=functools.partial(PromptSettings, deep=False),
-        build=build,
-        cli_options={"prompts": "num_prompts"},
-        facts=MethodFacts(
-            files=(ADAPTER_FILE,),
-            card_text="visual prompt tuning (shallow): learned prompt tokens at the input, frozen base, plus a "
-            "linear head",
-            citation=CITATION,
-            tags=("visual-prompt-tuning",),
-        ),
+for _name, _deep, _kind, _where in (
+    ("vpt", False, "shallow", "at the input"),
+    ("vpt-deep", True, "deep", "at every block"),
+):
+    register(
+        Method(
+            name=_name,
+            settings=functools.partial(PromptSettings, deep=_deep),  # fixed: vpt is shallow, vpt-deep deep
+            build=build,
+            cli_options={"prompts": "num_prompts"},
+            facts=MethodFacts(
+                files=(ADAPTER_FILE,),
+                card_text=f"visual prompt tuning ({_kind}): learned prompt tokens {_where}, frozen base, plus a "
+                "linear head",
+                citation=CITATION,
+                tags=("visual-prompt-tuning",),
+            ),
+        )
     )
-)
-register(
-    Method(
-        name="vpt-deep",
-        settings=functools.partial(PromptSettings, deep=True),
-        build=build,
-        cli_options={"prompts": "num_prompts"},
-        facts=MethodFacts(
-            files=(ADAPTER_FILE,),
-            card_text="visual prompt tuning (deep): learned prompt tokens at every block, frozen base, plus a "
-            "linear head",
-            citation=CITATION,
-            tags=("visual-prompt-tuning",),
-        ),
-    )
-)
