@@ -123,6 +123,21 @@ def compare(published: dict[str, Any], cells: list[dict], metrics: list[dict]) -
     }
 
 
+HEADER = ("dataset", "paper's column", "paper", "ours [95% CI]", "ours − paper", "paper in our CI")
+"""The columns of the "paper vs ours" table (``leaderboard.md`` and ``report.html``)."""
+
+
+def row_cells(row: dict[str, Any]) -> list[str]:
+    """One comparison row as the table's text cells (``HEADER``): pending cells show their status."""
+    paper = f"{row['paper']:.4f}" + (f" ± {row['paper_std']:.4f}" if row["paper_std"] is not None else "")
+    if row["status"] != "done":
+        return [row["dataset"], row["column"], paper, row["status"], "–", "–"]
+    ci = row["ours_ci95"]
+    interval = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci and None not in ci else ""
+    inside = "yes" if row["paper_inside_ci"] else "no"
+    return [row["dataset"], row["column"], paper, f"{row['ours']:.4f}{interval}", f"{row['difference']:+.4f}", inside]
+
+
 def markdown(section: dict[str, Any]) -> str:
     """The "paper vs ours" table of ``leaderboard.md`` (empty when the suite holds none of the paper's cells)."""
     if not section["rows"]:
@@ -133,21 +148,12 @@ def markdown(section: dict[str, Any]) -> str:
     lines = [
         f"## Paper vs ours: {section['title']}",
         "",
-        "| dataset | paper's column | paper | ours [95% CI] | ours − paper | paper in our CI |",
+        "| " + " | ".join(HEADER) + " |",
         "|---|---|---:|---:|---:|:---:|",
     ]
     for row in section["rows"]:
-        paper = f"{row['paper']:.4f}" + (f" ± {row['paper_std']:.4f}" if row["paper_std"] is not None else "")
-        if row["status"] != "done":
-            lines.append(f"| `{row['dataset']}` | {row['column']} | {paper} | {row['status']} | – | – |")
-            continue
-        ci = row["ours_ci95"]
-        interval = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci and None not in ci else ""
-        inside = "yes" if row["paper_inside_ci"] else "no"
-        lines.append(
-            f"| `{row['dataset']}` | {row['column']} | {paper} | {row['ours']:.4f}{interval} | "
-            f"{row['difference']:+.4f} | {inside} |"
-        )
+        dataset, *rest = row_cells(row)
+        lines.append("| " + " | ".join([f"`{dataset}`", *rest]) + " |")
     source = section["source"]
     lines += [
         "",

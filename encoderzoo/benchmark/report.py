@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from ..atomic import atomic_write
+from . import published
 from .leaderboard import _short
 
 _STYLE = """
@@ -53,22 +54,11 @@ def _published(board: dict) -> str:
             f"<p>The published figures ({html.escape(section['title'])}) are for <code>"
             f"{html.escape(section['encoder'])}</code>, which this run does not include.</p>"
         )
-    head = "".join(
-        f"<th>{h}</th>" for h in ("dataset", "paper's column", "paper", "ours [95% CI]", "ours − paper", "in CI")
-    )
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in published.HEADER)
     rows = []
     for row in section["rows"]:
-        paper = f"{row['paper']:.4f}" + (f" ± {row['paper_std']:.4f}" if row["paper_std"] is not None else "")
-        start = f"<tr><td><code>{html.escape(row['dataset'])}</code></td><td>{html.escape(row['column'])}</td>"
-        if row["status"] != "done":
-            rows.append(f"{start}<td>{paper}</td><td>{html.escape(row['status'])}</td><td>–</td><td>–</td></tr>")
-            continue
-        ci = row["ours_ci95"]
-        interval = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci and None not in ci else ""
-        rows.append(
-            f"{start}<td>{paper}</td><td>{row['ours']:.4f}{interval}</td><td>{row['difference']:+.4f}</td>"
-            f"<td>{'yes' if row['paper_inside_ci'] else 'no'}</td></tr>"
-        )
+        dataset, *rest = (html.escape(cell) for cell in published.row_cells(row))
+        rows.append(f"<tr><td><code>{dataset}</code></td>" + "".join(f"<td>{c}</td>" for c in rest) + "</tr>")
     source = section["source"]
     return (
         f"<h2>Paper vs ours: {html.escape(section['title'])}</h2>"
