@@ -588,7 +588,7 @@ def benchmark_command(
         None, "--out", "-o", help="run folder (default runs/<suite name>); rerun to resume"
     ),
     rank_by: str | None = typer.Option(
-        None, "--rank-by", help="PROBE:METRIC ranked (default: the suite's, linear:auroc)"
+        None, "--rank-by", help="PROBE:METRIC ranked (default: the suite's, else the AUROC of a probe that ran)"
     ),
     sizes: str | None = typer.Option(None, "--sizes", help="medmnist+: comma-separated sizes among 28,64,128,224"),
     data_root: str | None = typer.Option(None, "--data-root", help="cxr: folder holding nih/ and chexpert/"),

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import encoderzoo
 from encoderzoo.benchmark import leaderboard
-from encoderzoo.benchmark.runner import cell_dir, slug
+from encoderzoo.benchmark.runner import cell_dir, read_suite_json, slug
 from encoderzoo.benchmark.suite import Cell, SuiteError, expand, read_suite
 from encoderzoo.cli import app
 
@@ -374,15 +374,28 @@ def _torchrun_worker(rank, world, port, datasets, out, log_dir, cache):
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     calls = []
     real_embed, real_probe = engine.embed_splits, evaluate.run_probes
-    engine.embed_splits = lambda model, data, splits, **kw: calls.append(["embed", list(splits)]) or real_embed(
-        model, data, splits, **kw
+    engine.embed_splits = lambda model, data, splits, **kw: (
+        calls.append(["embed", list(splits)]) or real_embed(model, data, splits, **kw)
     )
     evaluate.run_probes = lambda *a, **kw: calls.append(["probe"]) or real_probe(*a, **kw)
     try:
-        code = run(suite=None, encoders=["pixels"], datasets=[f"npz:{d}" for d in datasets],
-                   settings={"probes": ["knn", "linear"]}, out=Path(out), device="cpu", batch_size=None,
-                   rank_by=None, sizes=None, data_root=None, shard=None, report_only=False,
-                   echo=lambda text: calls.append(["echo"]), warn=lambda text: None, progress=False)
+        code = run(
+            suite=None,
+            encoders=["pixels"],
+            datasets=[f"npz:{d}" for d in datasets],
+            settings={"probes": ["knn", "linear"]},
+            out=Path(out),
+            device="cpu",
+            batch_size=None,
+            rank_by=None,
+            sizes=None,
+            data_root=None,
+            shard=None,
+            report_only=False,
+            echo=lambda text: calls.append(["echo"]),
+            warn=lambda text: None,
+            progress=False,
+        )
         Path(log_dir, f"rank{rank}.json").write_text(json.dumps({"code": code, "calls": calls}))
     finally:
         dist.destroy_process_group()
@@ -410,3 +423,15 @@ def test_under_torchrun_every_rank_embeds_and_rank_0_alone_probes_and_reports(da
         for cell in cells:
             cell.pop("timings_s")
         assert cells[0] == cells[1]
+
+
+def test_without_rank_by_the_leaderboard_ranks_a_probe_that_ran(data, tmp_path):
+    """--probes knn and no --rank-by: ranked by kNN AUROC, not by a linear probe no cell has; a cell without
+    the ranked entry says so instead of 'done'."""
+    out = tmp_path / "k"
+    result = _bench(_adhoc(["pixels"], data[:1], out, probes="knn"))
+    assert result.exit_code == 0, result.output
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert board["rank_by"] == "knn:auroc" and board["ranking"]["encoders"][0]["mean"] is not None
+    by_linear = leaderboard.build(read_suite_json(out), out, "linear:auroc")
+    assert by_linear["ranking"]["table"]["pixels"][f"npz:{data[0]}"] == {"status": "no linear:auroc"}

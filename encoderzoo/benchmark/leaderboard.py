@@ -130,7 +130,9 @@ def _ranking(suite: ExpandedSuite, cells: list[dict], metrics: list[dict], probe
                     "overlaps_best": overlaps,
                 }
             else:
-                table[encoder][dataset] = {"status": status.get((encoder, dataset), "pending")}
+                cell_status = status.get((encoder, dataset), "pending")
+                # a finished cell without the ranked entry (that probe did not run there) says so, not "done"
+                table[encoder][dataset] = {"status": f"no {probe}:{metric}" if cell_status == "done" else cell_status}
     summary = []
     for encoder in suite.encoders:
         scored = [v for v in table[encoder].values() if "mean" in v]

@@ -225,7 +225,7 @@ def expand(
         source=source,
         encoders=names,
         datasets=expanded,
-        rank_by=rank_by or raw.get("rank_by") or "linear:auroc",
+        rank_by=rank_by or default_rank_by(expanded, raw.get("rank_by")),
         left_out=left_out,
         published=_published_path(raw.get("published"), source),
     )
@@ -233,6 +233,20 @@ def expand(
     if (encoders or datasets) and source != "command line":
         suite.source = f"{source} + command line"
     return suite
+
+
+RANKABLE = ("linear", "knn", "zeroshot", "linear-medmnist+")
+"""Probes whose AUROC the leaderboard ranks by when no --rank-by is given, in order of preference."""
+
+
+def default_rank_by(datasets: list[dict[str, Any]], suite_rank_by: str | None = None) -> str:
+    """The ranking when ``--rank-by`` is not given: the suite's own if some cell runs its probe, else the AUROC of
+    the first ``RANKABLE`` probe that runs (``--probes knn`` on a suite ranked by ``linear:auroc`` is ranked by
+    kNN, not by a probe no cell has)."""
+    run = {p for d in datasets for p in d["probes"]}
+    if suite_rank_by and parse_rank_by(suite_rank_by)[0].split("/")[0] in run:
+        return suite_rank_by
+    return f"{next((p for p in RANKABLE if p in run), 'linear')}:auroc"
 
 
 def _published_path(name: Any, source: str) -> str | None:
